@@ -1,0 +1,36 @@
+"""What this machine can run: a CUDA device, a CUDA compiler, MLX. Each answer is one line when absent."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+
+
+@functools.cache
+def missing(capability: str) -> str | None:
+    """None when the capability is present, else the one-line reason a marked test is skipped."""
+    if capability == "nvcc":
+        if shutil.which("nvcc") or importlib.util.find_spec("cupy") is not None:
+            return None
+        return "needs nvcc (the CUDA compiler) or CuPy's NVRTC: neither is installed"
+    if capability == "gpu":
+        if importlib.util.find_spec("cupy") is None:
+            return "needs a CUDA GPU and CuPy (pip install 'pytest-llmchallenges[gpu]'): CuPy is not installed"
+        if not os.path.exists("/dev/nvidia0") and not shutil.which("nvidia-smi"):
+            return "needs a CUDA GPU: no NVIDIA device on this machine"
+        probe = "import cupy; assert cupy.cuda.runtime.getDeviceCount() > 0"
+        if subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=120).returncode:
+            return "needs a CUDA GPU: CuPy sees no usable device"
+        return None
+    if capability == "mlx":
+        if importlib.util.find_spec("mlx") is None:
+            return "needs MLX (pip install 'pytest-llmchallenges[mlx]'): mlx is not installed"
+        probe = "import mlx.core as mx; mx.eval(mx.ones(2) + 1)"
+        if subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=120).returncode:
+            return "needs MLX: mlx is installed but does not run here"
+        return None
+    raise ValueError(capability)

@@ -1,0 +1,100 @@
+"""Fixtures every challenge suite uses: the submission under test, its sandbox, seeded inputs, notes."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from .challenges import CHALLENGES
+from .sandbox import Sandbox
+from .sandboxed import llmc_scan
+from .submissions import Submission
+
+NOTE_KEY = "llm_note"
+
+
+def challenge_of(request: pytest.FixtureRequest) -> str:
+    name = getattr(request.module, "CHALLENGE", None)
+    if name not in CHALLENGES:
+        raise pytest.UsageError(f"{request.module.__name__} has no valid CHALLENGE name")
+    return str(name)
+
+
+def _stable_seed(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+@pytest.fixture
+def submission(request: pytest.FixtureRequest) -> Submission:
+    """The submission under test (parametrized by the plugin); skips when it lacks this challenge."""
+    sub = getattr(request, "param", None)
+    if sub is None:
+        pytest.skip("no submissions given: use --llm-submission PATH or --llm-reference")
+    challenge = challenge_of(request)
+    if sub.challenge_dir(challenge) is None:
+        pytest.skip(f"no submission for {challenge}")
+    return sub
+
+
+@pytest.fixture
+def challenge_dir(submission: Submission, request: pytest.FixtureRequest) -> Path:
+    path = submission.challenge_dir(challenge_of(request))
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
+    """Calls into the submission's challenge folder, each in a fresh confined child process."""
+    challenge = challenge_of(request)
+    user_timeout = request.config.getoption("llm_timeout", None) or request.config.getini("llm_timeout")
+    return Sandbox(
+        challenge,
+        challenge_dir,
+        CHALLENGES[challenge].timeout,
+        seed=_stable_seed(request.node.originalname),
+        override_timeout=float(user_timeout) if user_timeout else None,
+    )
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> np.random.Generator:
+    """Inputs seeded by the test's name alone: every submission and every run sees the same inputs."""
+    return np.random.default_rng(_stable_seed(f"{request.module.__name__}::{request.node.originalname}"))
+
+
+@pytest.fixture
+def scan(challenge_dir: Path) -> llmc_scan.Scan:
+    """What the submission's files define and import, read by AST without importing anything."""
+    return llmc_scan.scan_folder(challenge_dir)
+
+
+@pytest.fixture
+def llm_note(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Attach a note to this test's entry in the grade report (e.g. "reported, not re-run: ...")."""
+
+    def note(text: str) -> None:
+        request.node.user_properties.append((NOTE_KEY, text))
+
+    return note
+
+
+@pytest.fixture(scope="session")
+def minimal_lm() -> object:
+    """The prompts' random 1-layer model (vocab 1000, d_model 64), as the grader's oracle."""
+    from .sandboxed.llmc_models import MinimalLM
+
+    return MinimalLM()
+
+
+@pytest.fixture(scope="session")
+def attention_oracle() -> ModuleType:
+    """Naive full-softmax attention forward and backward in float64 (shared by both flash suites)."""
+    from .oracles import attention
+
+    return attention

@@ -1,0 +1,19 @@
+"""A driver for the sandbox's own checks and its overhead benchmark: call the submission's ``entry``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmc_api import Role, Submission
+
+ROLES = {"entry": Role(prescribed=["entry"], kind="any", description="entry()")}
+
+
+def call_entry(sub: Submission, *args: Any) -> Any:
+    return sub.call(sub.role("entry"), *args)
+
+
+def measured_entry(sub: Submission, *args: Any) -> Any:
+    fn = sub.role("entry")
+    sub.ready()
+    return sub.call(fn, *args)

@@ -1,0 +1,48 @@
+"""The scaffold command: what the original deploy_challenges.sh did, from the packaged prompts."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+from .challenges import CHALLENGE_NAMES, CHALLENGES
+
+
+class ScaffoldError(RuntimeError):
+    """A one-line reason the scaffold refused to run."""
+
+
+def _package_file(name: str) -> Path:
+    return Path(str(resources.files("pytest_llmchallenges").joinpath(name)))
+
+
+def prompt_text(challenge: str) -> str:
+    return _package_file(f"prompts/{challenge}.md").read_text()
+
+
+def guide_text() -> str:
+    return _package_file("prompts/GUIDE.txt").read_text()
+
+
+def scaffold(name: str, dest: Path) -> list[str]:
+    """Create ``dest/name/<challenge>/PROMPT.md`` for every challenge; returns the lines to print."""
+    if not name or "/" in name or name in (".", ".."):
+        raise ScaffoldError(f"invalid model name {name!r}: use a plain folder name")
+    target = dest / name
+    if target.exists():
+        raise ScaffoldError(f"'{target}' already exists. Remove it or pick a different name.")
+    data = _package_file("train_data.txt")
+    if not data.is_file():
+        raise ScaffoldError("train_data.txt is missing from this installation of pytest-llmchallenges")
+    lines = []
+    for challenge in CHALLENGE_NAMES:
+        folder = target / challenge
+        folder.mkdir(parents=True)
+        (folder / "PROMPT.md").write_text(prompt_text(challenge))
+        lines.append(f" [+] {challenge}  ({CHALLENGES[challenge].label})")
+        if challenge == "ternary_training":
+            shutil.copyfile(data, folder / "train_data.txt")
+            lines.append(" [data] train_data.txt")
+    lines += ["", f"Scaffolded {len(CHALLENGE_NAMES)} challenges into '{target}/'", "", guide_text().rstrip()]
+    return lines

@@ -1,0 +1,50 @@
+"""Run a grading session in a subprocess and return its JSON report: the meta-tests' one tool.
+
+A subprocess, not pytester in-process, because grading spawns sandboxed children and installs a subreaper;
+and because it is exactly what a user runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SUITES = REPO / "pytest_llmchallenges" / "suites"
+
+
+@dataclass
+class GradingRun:
+    returncode: int
+    stdout: str
+    report: dict[str, Any]
+
+    def outcomes(self, submission: str) -> dict[str, tuple[str, str, str]]:
+        """test name -> (outcome, category, message) for one submission."""
+        out = {}
+        for sub in self.report["submissions"]:
+            if sub["name"] == submission:
+                for ch in sub["challenges"]:
+                    for t in ch["tests"]:
+                        out[t["test"]] = (t["outcome"], t["category"], t["message"])
+        return out
+
+
+def grade(
+    submissions: list[Path], tmp: Path, suites: list[str] | None = None, extra: list[str] | None = None, timeout: float = 1200
+) -> GradingRun:
+    report = tmp / "report.json"
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--llm-report", str(report)]
+    for s in submissions:
+        args += ["--llm-submission", str(s)]
+    args += [str(SUITES / f"test_{c}.py") for c in suites or []]
+    args += extra or []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run(args, cwd=tmp, capture_output=True, text=True, timeout=timeout, env=env)
+    data = json.loads(report.read_text()) if report.exists() else {"submissions": []}
+    return GradingRun(proc.returncode, proc.stdout + proc.stderr, data)
