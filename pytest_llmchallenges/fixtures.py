@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from .challenges import CHALLENGES
-from .sandbox import Sandbox
+from .sandbox import DEFAULT_MEMORY_LIMIT, Sandbox
 from .sandboxed import llmc_scan
 from .submissions import Submission
 
@@ -52,11 +52,14 @@ def challenge_dir(submission: Submission, request: pytest.FixtureRequest) -> Pat
 def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
     """Calls into the submission's challenge folder, each in a fresh confined child process."""
     challenge = challenge_of(request)
-    user_timeout = request.config.getoption("llm_timeout", None) or request.config.getini("llm_timeout")
+    config = request.config
+    user_timeout = config.getoption("llm_timeout", None) or config.getini("llm_timeout")
+    user_memory = config.getoption("llm_memory", None) or config.getini("llm_memory")
     return Sandbox(
         challenge,
         challenge_dir,
         CHALLENGES[challenge].timeout,
+        memory_limit=int(float(user_memory) * 2**20) if user_memory else DEFAULT_MEMORY_LIMIT,
         seed=_stable_seed(request.node.originalname),
         override_timeout=float(user_timeout) if user_timeout else None,
     )

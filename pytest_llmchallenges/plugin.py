@@ -30,6 +30,7 @@ HELP = {
     "submission": "a model's submission folder (with challenge subfolders), or a folder of such folders; repeatable",
     "report": "write the grade report to PATH; format by extension: .json, .md, .html; repeatable",
     "timeout": "seconds allowed per call into a submission (default: each challenge's own)",
+    "memory": "MiB of resident memory allowed per call into a submission, its children included (default 4096)",
     "reference": "grade the reference solutions shipped inside the installed package",
     "fast": "skip tests marked slow",
 }
@@ -42,11 +43,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--llm-submission", action="append", default=[], metavar="PATH", help=HELP["submission"])
     group.addoption("--llm-report", action="append", default=[], metavar="PATH", help=HELP["report"])
     group.addoption("--llm-timeout", type=float, default=None, metavar="SECONDS", help=HELP["timeout"])
+    group.addoption("--llm-memory", type=float, default=None, metavar="MIB", help=HELP["memory"])
     group.addoption("--llm-reference", action="store_true", default=None, help=HELP["reference"])
     group.addoption("--llm-fast", action="store_true", default=None, help=HELP["fast"])
     parser.addini("llm_submission", HELP["submission"], type="paths", default=[])
     parser.addini("llm_report", HELP["report"], type="paths", default=[])
     parser.addini("llm_timeout", HELP["timeout"], default="")
+    parser.addini("llm_memory", HELP["memory"], default="")
     parser.addini("llm_reference", HELP["reference"], type="bool", default=False)
     parser.addini("llm_fast", HELP["fast"], type="bool", default=False)
 
@@ -106,10 +109,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         missing = [c for c in CHALLENGE_NAMES if c not in present]
         lines.append(f"llm-submission {sub.name}: {sub.path} ({len(present)} of {len(CHALLENGE_NAMES)} challenges"
                      + (f"; missing: {', '.join(missing)}" if missing else "") + ")")
-        for c in present:
-            for file, err in llmc_scan.scan_folder(sub.path / c).parse_errors.items():
-                lines.append(f"  note: {sub.name}/{c}/{file} does not parse ({err})")
     return lines
+
+
+def parse_notes(submissions: list[Submission]) -> list[str]:
+    """One line per submitted Python file that does not parse (the rest of its folder is still graded)."""
+    return [
+        f"note: {sub.name}/{c}/{file} does not parse ({err}); graded without it"
+        for sub in submissions
+        for c in sub.challenges
+        for file, err in llmc_scan.scan_folder(sub.path / c).parse_errors.items()
+    ]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -254,5 +264,5 @@ class Grader:
         if data is None:
             return
         terminalreporter.section("LLM challenge grades")
-        for line in reports.terminal_lines(data):
+        for line in reports.terminal_lines(data) + parse_notes(self.submissions):
             terminalreporter.write_line(line)

@@ -129,8 +129,14 @@ class Sandbox:
         timeout: float | None = None,
         memory_limit: int | None = None,
         measure_memory: bool = False,
+        peak_limit: int | None = None,
         **kwargs: Any,
     ) -> CallResult:
+        """Call ``function`` of the driver ("name", or "driver:name") with the given arguments.
+
+        ``peak_limit`` (with ``measure_memory``): bytes the call may add to the child's RSS; the watchdog
+        kills the child as soon as it is exceeded, so a call that materialises what it must not fails fast.
+        """
         key = str(self.challenge_dir.resolve())
         if key in _IMPORT_FAILURES:
             earlier = _IMPORT_FAILURES[key]
@@ -149,7 +155,7 @@ class Sandbox:
         work = Path(tempfile.mkdtemp(prefix="llmc-"))
         try:
             limit = self.override_timeout or timeout or self.timeout
-            return self._run_in(work, request, limit, memory_limit or self.memory_limit)
+            return self._run_in(work, request, limit, memory_limit or self.memory_limit, peak_limit)
         except GradingFailure as failure:
             if getattr(failure, "phase", "") == "import" and failure.category in ("timeout", "crash", "memory"):
                 _IMPORT_FAILURES[key] = failure
@@ -157,7 +163,9 @@ class Sandbox:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _run_in(self, work: Path, request: dict, timeout: float, memory_limit: int) -> CallResult:
+    def _run_in(
+        self, work: Path, request: dict, timeout: float, memory_limit: int, peak_limit: int | None
+    ) -> CallResult:
         global _subreaper
         if not _subreaper:
             processes.become_subreaper()
@@ -188,7 +196,7 @@ class Sandbox:
         with contextlib.suppress(OSError):
             Path(f"/proc/{proc.pid}/oom_score_adj").write_text("1000")
         try:
-            return self._supervise(proc, output, r_res, w_req, request, timeout, memory_limit)
+            return self._supervise(proc, output, r_res, w_req, request, timeout, memory_limit, peak_limit)
         finally:
             processes.kill_tree(proc.pid)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -209,8 +217,9 @@ class Sandbox:
         request: dict,
         timeout: float,
         memory_limit: int,
+        peak_limit: int | None,
     ) -> CallResult:
-        phase, confinement, baseline = "start", "", 0
+        phase, confinement, baseline, measuring = "start", "", 0, False
         peak: int | None = None
         try:
             llmc_wire.write_frame(w_req, request)
@@ -261,19 +270,30 @@ class Sandbox:
                         elif event == "ready":
                             processes.reset_peak_rss(proc.pid)
                             baseline = processes.status_field(proc.pid, "VmRSS") or 0
+                            measuring = True
                             llmc_wire.write_frame(w_req, "go")
                         elif event == "done":
                             hwm = processes.status_field(proc.pid, "VmHWM")
                             peak = None if hwm is None else max(0, hwm - baseline)
+                            measuring = False
                             llmc_wire.write_frame(w_req, "send")
                         elif event == "result":
                             return self._finish(msg, output, peak, confinement, fail)
+            if measuring and peak_limit is not None:
+                extra = (processes.status_field(proc.pid, "VmHWM") or 0) - baseline
+                if extra > peak_limit:
+                    raise fail(
+                        "memory",
+                        f"the call's peak memory went over its bound of {peak_limit / 2**20:.1f} MiB (measured "
+                        "from outside the child); process tree killed",
+                        f"peak so far: {extra / 2**20:.1f} MiB above the RSS before the call",
+                    )
             rss = processes.tree_rss(proc.pid)
             if rss > memory_limit:
                 raise fail(
                     "memory",
-                    f"resident memory reached {rss / 2**20:.0f} MiB, over the {memory_limit / 2**20:.0f} MiB cap; "
-                    "process tree killed",
+                    f"resident memory went over the {memory_limit / 2**20:.0f} MiB cap; process tree killed",
+                    f"resident memory of the process tree: {rss / 2**20:.0f} MiB",
                 )
 
     @staticmethod

@@ -153,7 +153,7 @@ def test_interface_failure_names_the_fix(pytester: pytest.Pytester) -> None:
     test = json.loads((pytester.path / "r.json").read_text())["submissions"][0]["challenges"][0]["tests"][0]
     assert test["category"] == "interface"
     assert "broken.py (line 1" in test["message"] or "broken.py" in result.stdout.str()
-    result.stdout.fnmatch_lines(["*note: m/backwards/broken.py does not parse*", "*llmchallenge.toml*"])
+    result.stdout.fnmatch_lines(["*llmchallenge.toml*", "*note: m/backwards/broken.py does not parse*"])
 
 
 def test_timeout_option(pytester: pytest.Pytester) -> None:

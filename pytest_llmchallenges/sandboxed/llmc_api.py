@@ -38,6 +38,11 @@ class SubmissionError(Exception):
         self.category = category
 
 
+class SubmissionExit(BaseException):
+    """The submission tried to end the process (sys.exit): a crash verdict that no driver's probing loop may
+    swallow, hence a BaseException like SystemExit itself."""
+
+
 @dataclass(frozen=True)
 class Role:
     prescribed: list[str] = field(default_factory=list)
@@ -195,7 +200,7 @@ class Submission:
         try:
             spec.loader.exec_module(mod)
         except SystemExit as exc:
-            raise SubmissionError(f"importing {file} called sys.exit({exc.code!r})", category="crash") from None
+            raise SubmissionExit(f"importing {file} called sys.exit({exc.code!r})") from None
         except BaseException as exc:
             sys.modules.pop(name, None)
             raise SubmissionError(f"importing {file} raised {_exc_line(exc)}", self.trimmed_traceback(exc)) from None
@@ -217,8 +222,8 @@ class Submission:
         try:
             return fn(*args, **kwargs)
         except SystemExit as exc:
-            raise SubmissionError(f"the submission called sys.exit({exc.code!r})", category="crash") from None
-        except (InterfaceError, SubmissionError):
+            raise SubmissionExit(f"the submission called sys.exit({exc.code!r})") from None
+        except (InterfaceError, SubmissionError, SubmissionExit):
             raise
         except BaseException as exc:
             name = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))

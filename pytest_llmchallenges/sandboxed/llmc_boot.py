@@ -103,6 +103,9 @@ def main() -> None:
         result = {"event": "result", "ok": False, "category": "interface", "message": str(exc)}
     except llmc_api.SubmissionError as exc:
         result = {"event": "result", "ok": False, "category": exc.category, "message": str(exc), "detail": exc.detail}
+    except llmc_api.SubmissionExit as exc:
+        result = {"event": "result", "ok": False, "category": "crash", "message": str(exc), "phase": "import"
+                  if "importing" in str(exc) else "call"}
     except SystemExit as exc:
         result = {"event": "result", "ok": False, "category": "crash", "message": f"sys.exit({exc.code!r}) called"}
     except MemoryError:

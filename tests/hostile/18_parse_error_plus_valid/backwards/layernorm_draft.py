@@ -1,0 +1,2 @@
+def layer_norm_forward(x, gamma, beta eps=1e-5):
+    return x

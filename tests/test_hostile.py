@@ -1,0 +1,147 @@
+"""Meta-tests over the hostile corpus (tests/hostile/, see its README): every grading run survives it.
+
+The whole corpus is graded in one run next to the reference, as a user would grade a bench of models; each
+case's verdict is then asserted on its own, and so is the reference's (a hostile neighbour must not change
+it). The run also proves the session completes, the JSON report is written and the exit code says "tests
+failed", not "internal error".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.grading_run import REPO, GradingRun, grade
+
+HOSTILE = REPO / "tests" / "hostile"
+KEY_TEST = "test_gradients_match_oracle"
+# case -> (category of the key test, or "passed"; categories any other failing test may show)
+EXPECTED: dict[str, tuple[str, set[str]]] = {
+    "01_exit_at_import": ("crash", {"crash"}),
+    "02_fake_clean_exit": ("crash", {"crash"}),
+    "03_segfault": ("crash", {"crash"}),
+    "04_endless_loop": ("timeout", {"timeout"}),
+    "05_signal_proof_loop": ("timeout", {"timeout"}),
+    "06_memory_bomb": ("memory", {"memory"}),
+    "07_loud_output": ("passed", set()),
+    "08_background_children": ("passed", set()),
+    "09_patch_numpy": ("wrong", {"wrong"}),
+    "11_grader_import": ("wrong", {"wrong", "error"}),
+    "12_file_writer": ("passed", set()),
+    "13_conftest_rewrite": ("wrong", {"wrong"}),
+    "14_all_zero": ("wrong", {"wrong"}),
+    "15_all_nan": ("wrong", {"wrong"}),
+    "16_identity": ("wrong", {"wrong"}),
+    "17_slow_correct": ("timeout", {"timeout"}),
+    "18_parse_error_plus_valid": ("passed", set()),
+}
+
+
+def tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if "__pycache__" in p.parts or p.name in ("report.json", ".benchmarks") or ".benchmarks" in p.parts:
+            continue
+        h.update(str(p.relative_to(root)).encode())
+        if p.is_file() and not p.is_symlink():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, dict[str, str], set[int]]:
+    tmp = tmp_path_factory.mktemp("hostile")
+    watched = {"corpus": HOSTILE, "reference": REPO / "reference" / "backwards", "grader cwd": tmp}
+    before = {k: tree_digest(v) for k, v in watched.items()}
+    (tmp / "bystander.json").write_text('{"untouched": true}\n')
+    before["grader cwd"] = tree_digest(tmp)
+    pids_before = {int(p) for p in os.listdir("/proc") if p.isdigit()}
+    run = grade([HOSTILE, REPO / "reference"], tmp, suites=["backwards"], extra=["--llm-timeout", "3", "--llm-memory", "256", "-n", "2"])
+    after = {k: tree_digest(v) for k, v in watched.items()}
+    changed = {k: sorted(p.name for p in v.iterdir()) for k, v in watched.items() if before[k] != after[k]}
+    survivors = {
+        int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in pids_before and _is_sleep_600(p)
+    }
+    return run, changed, survivors
+
+
+def _is_sleep_600(pid: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x00600\x00"
+    except OSError:
+        return False
+
+
+def test_session_completes_with_tests_failed(corpus_run: tuple[GradingRun, dict, set]) -> None:
+    run, _, _ = corpus_run
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout[-4000:]
+    assert "INTERNALERROR" not in run.stdout
+    assert {s["name"] for s in run.report["submissions"]} >= set(EXPECTED) | {"reference"}
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_case_verdict(case: str, corpus_run: tuple[GradingRun, dict, set]) -> None:
+    run, _, _ = corpus_run
+    results = run.outcomes(case)
+    key, allowed = EXPECTED[case]
+    outcome, category, message = results[KEY_TEST]
+    if key == "passed":
+        failed = {t: r for t, r in results.items() if r[0] == "failed"}
+        assert not failed, f"{case} should pass but: {failed}"
+        return
+    assert outcome == "failed" and category == key, f"{case}: {KEY_TEST} gave {outcome}/{category}: {message}"
+    for test, (o, c, m) in results.items():
+        assert o != "failed" or c in allowed, f"{case}: {test} failed as {c}, expected one of {allowed}: {m}"
+
+
+def test_reference_verdicts_unchanged_by_hostile_neighbours(corpus_run: tuple[GradingRun, dict, set]) -> None:
+    run, _, _ = corpus_run
+    results = run.outcomes("reference")
+    assert results and all(o == "passed" for o, _, _ in results.values()), results
+
+
+def test_nothing_outside_the_temp_copies_changed(corpus_run: tuple[GradingRun, dict, set]) -> None:
+    _, changed, _ = corpus_run
+    assert not changed, f"hostile submissions changed: {sorted(changed)}"
+
+
+def test_no_child_process_survives(corpus_run: tuple[GradingRun, dict, set]) -> None:
+    _, _, survivors = corpus_run
+    assert not survivors, f"{len(survivors)} 'sleep 600' processes survived the run"
+
+
+def test_parse_error_is_one_clear_line(corpus_run: tuple[GradingRun, dict, set]) -> None:
+    run, _, _ = corpus_run
+    notes = [ln for ln in run.stdout.splitlines() if "layernorm_draft.py does not parse" in ln]
+    assert len(notes) == 1 and "line 1" in notes[0], notes
+
+
+def test_hidden_nxn_fails_as_memory(tmp_path: Path) -> None:
+    """Case 10: tracemalloc.stop() cannot hide an N x N matrix from a probe that reads the RSS from outside."""
+    run = grade([HOSTILE / "10_hidden_nxn"], tmp_path, suites=["flash_attention"], extra=["-k", "no_nxn"])
+    outcome, category, message = run.outcomes("10_hidden_nxn")["test_no_nxn_allocation"]
+    assert (outcome, category) == ("failed", "memory"), message
+
+
+def test_loud_child_output_does_not_grow_the_grader(tmp_path: Path) -> None:
+    """Case 7 in-process: 200 MB of child output leaves the grading process's memory about where it was."""
+    import numpy as np
+
+    from pytest_llmchallenges import processes
+    from pytest_llmchallenges.sandbox import Sandbox
+
+    folder = tmp_path / "sub" / "backwards"
+    folder.mkdir(parents=True)
+    (folder / "sol.py").write_text(
+        "import sys\ndef entry(x):\n    for _ in range(100):\n        sys.stdout.write('x' * (1 << 20))\n"
+        "        sys.stderr.write('y' * (1 << 20))\n    return x * 2\n"
+    )
+    sb = Sandbox("backwards", folder, 60)
+    sb.run("selfcheck:call_entry", 1)  # warm-up: threads, imports
+    before = processes.status_field(os.getpid(), "VmRSS") or 0
+    assert sb.run("selfcheck:call_entry", np.int64(21)).value == 42
+    grown = (processes.status_field(os.getpid(), "VmRSS") or 0) - before
+    assert grown < 8 << 20, f"the grader grew by {grown / 2**20:.1f} MiB"
