@@ -14,8 +14,6 @@ import os
 import select
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import processes
+from . import launcher, processes
 from .grading import GradingFailure
 from .sandboxed import llmc_wire
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-BOOT = PACKAGE_DIR / "sandboxed" / "llmc_boot.py"
 DEFAULT_MEMORY_LIMIT = 4 << 30
 OUTPUT_TAIL = 4000
 _POLL = 0.02
@@ -61,7 +58,7 @@ class _OutputTail:
 
     def _drain(self, stream: Any) -> None:
         with contextlib.suppress(OSError, ValueError):
-            while chunk := stream.read1(1 << 16):
+            while chunk := os.read(stream.fileno(), 1 << 16):
                 self.total += len(chunk)
                 self._tail += chunk
                 if len(self._tail) > 4 * OUTPUT_TAIL:
@@ -167,7 +164,7 @@ class Sandbox:
         self, work: Path, request: dict, timeout: float, memory_limit: int, peak_limit: int | None
     ) -> CallResult:
         global _subreaper
-        if not _subreaper:
+        if not _subreaper:  # orphans of spawned children come to us, so they can be found and killed
             processes.become_subreaper()
             _subreaper = True
         sub = work / "sub"
@@ -175,51 +172,35 @@ class Sandbox:
         for d in ("tmp", "home"):
             (work / d).mkdir()
         request["writable"] = [str(work)]
-        known = set(processes.children(os.getpid()))
-        r_req, w_req = os.pipe()
-        r_res, w_res = os.pipe()
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-P", "-X", "faulthandler", str(BOOT), str(r_req), str(w_res)],
-                cwd=sub,
-                env=_child_env(work),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                pass_fds=(r_req, w_res),
-                start_new_session=True,
-            )
-        finally:
-            os.close(r_req)
-            os.close(w_res)
-        output = _OutputTail(proc.stdout)
+        env = _child_env(work)
+        starter = launcher.launcher(env)
+        child = starter.launch(sub, env)
+        output = _OutputTail(child.stdout)
         with contextlib.suppress(OSError):
-            Path(f"/proc/{proc.pid}/oom_score_adj").write_text("1000")
+            Path(f"/proc/{child.pid}/oom_score_adj").write_text("1000")
         try:
-            return self._supervise(proc, output, r_res, w_req, request, timeout, memory_limit, peak_limit)
+            return self._supervise(child, output, request, timeout, memory_limit, peak_limit)
         finally:
-            processes.kill_tree(proc.pid)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
-            processes.reap_adopted(known | {proc.pid})
-            for fd in (r_res, w_req):
+            processes.kill_tree(child.pid)
+            for orphan in child.others():
+                processes.kill_tree(orphan)
+            starter.forget(child)
+            for fd in (child.r_res, child.w_req):
                 with contextlib.suppress(OSError):
                     os.close(fd)
-            if proc.stdout:
-                proc.stdout.close()
+            child.stdout.close()
 
     def _supervise(
         self,
-        proc: subprocess.Popen,
+        proc: launcher.Launched,
         output: _OutputTail,
-        r_res: int,
-        w_req: int,
         request: dict,
         timeout: float,
         memory_limit: int,
         peak_limit: int | None,
     ) -> CallResult:
         phase, confinement, baseline, measuring = "start", "", 0, False
+        r_res, w_req = proc.r_res, proc.w_req
         peak: int | None = None
         try:
             llmc_wire.write_frame(w_req, request)
@@ -250,7 +231,9 @@ class Sandbox:
                 except BlockingIOError:
                     data = b"?"
                 if not data:
-                    code = proc.wait()
+                    code = proc.exit_code(5)
+                    if code is None:
+                        raise fail("crash", "the child closed its result pipe without exiting")
                     where = " while importing the submission" if phase == "import" else ""
                     raise fail("crash", _describe_exit(code) + where)
                 if data != b"?":

@@ -38,8 +38,8 @@ def _memory_sampler(root: str, stop: threading.Event, found: dict) -> None:
                 found["top"] = (top.size, f"{where}:{f.lineno}")
 
 
-def main() -> None:
-    fd_in, fd_out = int(sys.argv[1]), int(sys.argv[2])
+def serve(fd_in: int, fd_out: int) -> None:
+    """Serve one call on these pipe ends, then wait to be killed (never returns normally)."""
     os.set_inheritable(fd_in, False)
     os.set_inheritable(fd_out, False)
     request = llmc_wire.read_frame(fd_in)
@@ -124,6 +124,8 @@ def main() -> None:
         sampler_stop.set()
         for t in sampler:
             t.join(1.0)
+        if sampler and not __import__("tracemalloc").is_tracing():
+            found["stopped"] = True
         send({"event": "done"})
         if llmc_wire.read_frame(fd_in) != "send":
             os._exit(70)
@@ -148,4 +150,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    serve(int(sys.argv[1]), int(sys.argv[2]))
