@@ -145,7 +145,7 @@ class ForkServer:
         deadline = time.monotonic() + timeout
         while child.pid not in self._exits:
             left = deadline - time.monotonic()
-            if left <= 0 or self._receive(min(left, 0.05)) is None and time.monotonic() >= deadline:
+            if left <= 0 or (self._receive(min(left, 0.05)) is None and time.monotonic() >= deadline):
                 return None
         return self._exits[child.pid]
 

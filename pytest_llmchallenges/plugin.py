@@ -107,8 +107,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     for sub in state.submissions:
         present = sub.challenges
         missing = [c for c in CHALLENGE_NAMES if c not in present]
-        lines.append(f"llm-submission {sub.name}: {sub.path} ({len(present)} of {len(CHALLENGE_NAMES)} challenges"
-                     + (f"; missing: {', '.join(missing)}" if missing else "") + ")")
+        lines.append(
+            f"llm-submission {sub.name}: {sub.path} ({len(present)} of {len(CHALLENGE_NAMES)} challenges"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + ")"
+        )
     return lines
 
 

@@ -110,7 +110,7 @@ def terminal_lines(data: dict[str, Any]) -> list[str]:
         by_name = {c["name"]: c for c in s["challenges"]}
         rows.append([str(i), s["name"], f"{s['score']:.3f}", s["grade"], *(_cell(by_name.get(c)) for c in columns)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.append("cells: tests passed/graded and letter; skipped tests are not counted; 'missing': no folder")
     return lines
 
@@ -162,8 +162,10 @@ def to_html(data: dict[str, Any]) -> str:
     rows = []
     for i, s in enumerate(data["submissions"], 1):
         by_name = {c["name"]: c for c in s["challenges"]}
-        cells = [f"<td>{i}</td><th>{esc(s['name'])}</th>",
-                 f"<td style='background:{colour(s['grade'])};color:#fff'>{s['score']:.3f} {esc(s['grade'])}</td>"]
+        cells = [
+            f"<td>{i}</td><th>{esc(s['name'])}</th>",
+            f"<td style='background:{colour(s['grade'])};color:#fff'>{s['score']:.3f} {esc(s['grade'])}</td>",
+        ]
         for name in columns:
             c = by_name.get(name)
             if c is None:

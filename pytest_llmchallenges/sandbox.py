@@ -62,7 +62,7 @@ class _OutputTail:
                 self.total += len(chunk)
                 self._tail += chunk
                 if len(self._tail) > 4 * OUTPUT_TAIL:
-                    del self._tail[: -OUTPUT_TAIL]
+                    del self._tail[:-OUTPUT_TAIL]
 
     def text(self) -> str:
         self._thread.join(0.5)
@@ -202,10 +202,8 @@ class Sandbox:
         phase, confinement, baseline, measuring = "start", "", 0, False
         r_res, w_req = proc.r_res, proc.w_req
         peak: int | None = None
-        try:
+        with contextlib.suppress(BrokenPipeError):  # a child that died at start-up is judged below
             llmc_wire.write_frame(w_req, request)
-        except BrokenPipeError:
-            pass
         os.set_blocking(r_res, False)
         reader = llmc_wire.FrameReader()
         deadline = time.monotonic() + timeout + 0.5  # the child's own start-up is not the submission's time

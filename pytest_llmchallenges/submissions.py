@@ -48,7 +48,9 @@ def discover(paths: list[Path]) -> list[Submission]:
     for raw in paths:
         path = raw.expanduser()
         if not path.exists():
-            raise SubmissionPathError(f"--llm-submission {raw}: no such folder; give a model's folder or a folder of them")
+            raise SubmissionPathError(
+                f"--llm-submission {raw}: no such folder; give a model's folder or a folder of them"
+            )
         if not path.is_dir():
             raise SubmissionPathError(f"--llm-submission {raw}: is a file; give a model's folder or a folder of them")
         path = path.resolve()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 pytest_plugins = ["pytester"]
 
 
@@ -18,10 +16,10 @@ def write_submission(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-SELFCHECK_SUITE = '''
+SELFCHECK_SUITE = """
 CHALLENGE = "backwards"
 
 def test_entry(sandbox):
     r = sandbox.run("selfcheck:call_entry", 21)
     assert r.value == 42, f"expected 42, got {r.value!r}"
-'''
+"""

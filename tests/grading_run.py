@@ -36,7 +36,11 @@ class GradingRun:
 
 
 def grade(
-    submissions: list[Path], tmp: Path, suites: list[str] | None = None, extra: list[str] | None = None, timeout: float = 1200
+    submissions: list[Path],
+    tmp: Path,
+    suites: list[str] | None = None,
+    extra: list[str] | None = None,
+    timeout: float = 1200,
 ) -> GradingRun:
     report = tmp / "report.json"
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--llm-report", str(report)]

@@ -59,12 +59,15 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, di
     (tmp / "bystander.json").write_text('{"untouched": true}\n')
     before["grader cwd"] = tree_digest(tmp)
     pids_before = {int(p) for p in os.listdir("/proc") if p.isdigit()}
-    run = grade([HOSTILE, REPO / "reference"], tmp, suites=["backwards"], extra=["--llm-timeout", "3", "--llm-memory", "256", "-n", "2"])
+    run = grade(
+        [HOSTILE, REPO / "reference"],
+        tmp,
+        suites=["backwards"],
+        extra=["--llm-timeout", "3", "--llm-memory", "256", "-n", "2"],
+    )
     after = {k: tree_digest(v) for k, v in watched.items()}
     changed = {k: sorted(p.name for p in v.iterdir()) for k, v in watched.items() if before[k] != after[k]}
-    survivors = {
-        int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in pids_before and _is_sleep_600(p)
-    }
+    survivors = {int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in pids_before and _is_sleep_600(p)}
     return run, changed, survivors
 
 

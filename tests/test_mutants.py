@@ -53,7 +53,9 @@ def test_mutant_is_caught(challenge: str, mutant: str, graded: dict[str, Grading
             pytest.skip(f"{test} needs a capability absent here: {message}")
         assert outcome == "failed", f"mutant {mutant} ({spec.why}) was not caught by {test}: {outcome}"
         if spec.category:
-            assert category == spec.category, f"{test} failed mutant {mutant} as {category}, not {spec.category}: {message}"
+            assert category == spec.category, (
+                f"{test} failed mutant {mutant} as {category}, not {spec.category}: {message}"
+            )
 
 
 @pytest.mark.parametrize("challenge", CHALLENGES)

@@ -62,12 +62,26 @@ def test_bad_path_is_one_usage_error(pytester: pytest.Pytester, layout: dict | N
 
 
 def test_grades_a_bench_folder_with_ids_and_reports(pytester: pytest.Pytester) -> None:
-    write_submission(pytester.path, {"bench/good/backwards/sol.py": GOOD, "bench/bad/backwards/sol.py": "def entry(x):\n    return x\n"})
+    write_submission(
+        pytester.path,
+        {"bench/good/backwards/sol.py": GOOD, "bench/bad/backwards/sol.py": "def entry(x):\n    return x\n"},
+    )
     pytester.makepyfile(test_suite=SELFCHECK_SUITE)
     result = pytester.runpytest(
-        "--llm-submission", "bench", "test_suite.py", "-p", "no:cacheprovider", "-v",
-        "--llm-report", "out/r.json", "--llm-report", "out/r.md", "--llm-report", "out/r.html",
-        "--junitxml", "out/j.xml",
+        "--llm-submission",
+        "bench",
+        "test_suite.py",
+        "-p",
+        "no:cacheprovider",
+        "-v",
+        "--llm-report",
+        "out/r.json",
+        "--llm-report",
+        "out/r.md",
+        "--llm-report",
+        "out/r.html",
+        "--junitxml",
+        "out/j.xml",
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*test_entry?bad? FAILED*", "*test_entry?good? PASSED*", "*LLM challenge grades*"])
@@ -94,8 +108,9 @@ def test_ini_keys(pytester: pytest.Pytester) -> None:
 def test_missing_challenge_is_skipped_and_counted_missing(pytester: pytest.Pytester) -> None:
     write_submission(pytester.path, {"m/kv/sol.py": GOOD})
     pytester.makepyfile(test_suite=SELFCHECK_SUITE)
-    result = pytester.runpytest("--llm-submission", "m", "test_suite.py", "-p", "no:cacheprovider", "-rs",
-                                "--llm-report", "r.json")
+    result = pytester.runpytest(
+        "--llm-submission", "m", "test_suite.py", "-p", "no:cacheprovider", "-rs", "--llm-report", "r.json"
+    )
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*no submission for backwards*"])
     entry = json.loads((pytester.path / "r.json").read_text())["submissions"][0]["challenges"][0]
@@ -144,11 +159,14 @@ def test_manifest_overrides_names(pytester: pytest.Pytester) -> None:
 
 
 def test_interface_failure_names_the_fix(pytester: pytest.Pytester) -> None:
-    write_submission(pytester.path, {"m/backwards/sol.py": "def something_else(x):\n    return x\n",
-                                     "m/backwards/broken.py": "def entry(:\n"})
+    write_submission(
+        pytester.path,
+        {"m/backwards/sol.py": "def something_else(x):\n    return x\n", "m/backwards/broken.py": "def entry(:\n"},
+    )
     pytester.makepyfile(test_suite=SELFCHECK_SUITE)
-    result = pytester.runpytest("--llm-submission", "m", "test_suite.py", "-p", "no:cacheprovider",
-                                "--llm-report", "r.json")
+    result = pytester.runpytest(
+        "--llm-submission", "m", "test_suite.py", "-p", "no:cacheprovider", "--llm-report", "r.json"
+    )
     result.assert_outcomes(failed=1)
     test = json.loads((pytester.path / "r.json").read_text())["submissions"][0]["challenges"][0]["tests"][0]
     assert test["category"] == "interface"
@@ -159,8 +177,17 @@ def test_interface_failure_names_the_fix(pytester: pytest.Pytester) -> None:
 def test_timeout_option(pytester: pytest.Pytester) -> None:
     write_submission(pytester.path, {"m/backwards/sol.py": "import time\ndef entry(x):\n    time.sleep(30)\n"})
     pytester.makepyfile(test_suite=SELFCHECK_SUITE)
-    result = pytester.runpytest("--llm-submission", "m", "test_suite.py", "-p", "no:cacheprovider",
-                                "--llm-timeout", "1", "--llm-report", "r.json")
+    result = pytester.runpytest(
+        "--llm-submission",
+        "m",
+        "test_suite.py",
+        "-p",
+        "no:cacheprovider",
+        "--llm-timeout",
+        "1",
+        "--llm-report",
+        "r.json",
+    )
     result.assert_outcomes(failed=1)
     test = json.loads((pytester.path / "r.json").read_text())["submissions"][0]["challenges"][0]["tests"][0]
     assert test["category"] == "timeout"
@@ -168,8 +195,10 @@ def test_timeout_option(pytester: pytest.Pytester) -> None:
 
 def test_xdist_gives_the_same_report(pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
-    write_submission(pytester.path, {f"bench/m{i}/backwards/sol.py": GOOD if i % 2 else "def entry(x):\n    return 1\n"
-                                     for i in range(4)})
+    write_submission(
+        pytester.path,
+        {f"bench/m{i}/backwards/sol.py": GOOD if i % 2 else "def entry(x):\n    return 1\n" for i in range(4)},
+    )
     pytester.makepyfile(test_suite=SELFCHECK_SUITE)
     args = ["--llm-submission", "bench", "test_suite.py", "-p", "no:cacheprovider"]
     pytester.runpytest_subprocess(*args, "--llm-report", "serial.json")

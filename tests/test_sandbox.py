@@ -66,7 +66,10 @@ def test_crashes(tmp_path: Path, code: str, expect: str) -> None:
 
 
 def test_endless_loop_with_blocked_signals_times_out(tmp_path: Path) -> None:
-    code = "import signal\ndef entry(x):\n    signal.pthread_sigmask(signal.SIG_BLOCK, range(1, 32))\n    while True: pass\n"
+    code = (
+        "import signal\ndef entry(x):\n"
+        "    signal.pthread_sigmask(signal.SIG_BLOCK, range(1, 32))\n    while True: pass\n"
+    )
     start = time.monotonic()
     v = verdict(box(tmp_path, code, timeout=1.5), 1)
     assert v.category == "timeout" and time.monotonic() - start < 8

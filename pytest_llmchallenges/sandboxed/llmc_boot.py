@@ -6,6 +6,7 @@ and writes the result as a frame. The parent decides every verdict; this side on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -50,16 +51,15 @@ def serve(fd_in: int, fd_out: int) -> None:
 
     import random
 
-    import numpy as np
-
     import llmc_api
     import llmc_confine
+    import numpy as np
 
     workdir = os.getcwd()
     writable = list(request["writable"])
-    status = llmc_confine.landlock(writable + ["/dev"]) if request.get("confine", True) else "off"
+    status = llmc_confine.landlock([*writable, "/dev"]) if request.get("confine", True) else "off"
     imported = llmc_confine.install_audit_hook(
-        request["grader_dir"], HERE, writable + ["/dev"], guard_writes=not status.startswith("landlock")
+        request["grader_dir"], HERE, [*writable, "/dev"], guard_writes=not status.startswith("landlock")
     )
     llmc_confine.become_subreaper()
     send({"event": "confined", "status": status})
@@ -104,8 +104,13 @@ def serve(fd_in: int, fd_out: int) -> None:
     except llmc_api.SubmissionError as exc:
         result = {"event": "result", "ok": False, "category": exc.category, "message": str(exc), "detail": exc.detail}
     except llmc_api.SubmissionExit as exc:
-        result = {"event": "result", "ok": False, "category": "crash", "message": str(exc), "phase": "import"
-                  if "importing" in str(exc) else "call"}
+        result = {
+            "event": "result",
+            "ok": False,
+            "category": "crash",
+            "message": str(exc),
+            "phase": "import" if "importing" in str(exc) else "call",
+        }
     except SystemExit as exc:
         result = {"event": "result", "ok": False, "category": "crash", "message": f"sys.exit({exc.code!r}) called"}
     except MemoryError:
@@ -140,12 +145,17 @@ def serve(fd_in: int, fd_out: int) -> None:
     try:
         send(result)
     except llmc_wire.WireError as exc:
-        send({"event": "result", "ok": False, "category": "interface", "message": f"returned a value that cannot be "
-              f"graded: {exc}", "imports": sorted(imported)})
-    try:  # wait to be killed: the parent first removes whatever the submission left running
+        send(
+            {
+                "event": "result",
+                "ok": False,
+                "category": "interface",
+                "message": f"returned a value that cannot be graded: {exc}",
+                "imports": sorted(imported),
+            }
+        )
+    with contextlib.suppress(BaseException):  # wait to be killed: the parent first removes what was left running
         llmc_wire.read_frame(fd_in)
-    except BaseException:
-        pass
     os._exit(0)
 
 

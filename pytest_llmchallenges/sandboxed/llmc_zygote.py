@@ -21,12 +21,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import numpy  # noqa: E402, F401  (the point of the zygote: imported once)
-
 import llmc_api  # noqa: E402, F401
 import llmc_boot  # noqa: E402
 import llmc_confine  # noqa: E402
 import llmc_wire  # noqa: E402, F401
+import numpy  # noqa: E402, F401  (the point of the zygote: imported once)
 
 
 def _child(sock: socket.socket, request: dict, fds: list[int]) -> None:
