@@ -23,21 +23,25 @@ def suite_tests(challenge: str) -> set[str]:
     return {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
 
 
+class _GradedMutants(dict):
+    """Grades a challenge's whole mutant bench on first use, then answers from memory."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        super().__init__()
+        self.factory = factory
+
+    def __missing__(self, challenge: str) -> GradingRun:
+        bench = self.factory.mktemp(f"mutants-{challenge}")
+        subs = bench / "bench"
+        for m in mutants_mod.load(challenge)[0]:
+            mutants_mod.materialise(m, subs)
+        self[challenge] = grade([subs], bench, suites=[challenge], extra=["-n", "2"])
+        return self[challenge]
+
+
 @pytest.fixture(scope="session")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GradingRun]:
-    """Lazily grade each challenge's mutants once."""
-    cache: dict[str, GradingRun] = {}
-
-    class Lazy(dict):
-        def __missing__(self, challenge: str) -> GradingRun:
-            bench = tmp_path_factory.mktemp(f"mutants-{challenge}")
-            subs = bench / "bench"
-            for m in mutants_mod.load(challenge)[0]:
-                mutants_mod.materialise(m, subs)
-            cache[challenge] = grade([subs], bench, suites=[challenge])
-            return cache[challenge]
-
-    return Lazy()
+    return _GradedMutants(tmp_path_factory)
 
 
 @pytest.mark.parametrize(("challenge", "mutant"), CASES, ids=[f"{c}-{m}" for c, m in CASES])

@@ -56,6 +56,7 @@ def serve(fd_in: int, fd_out: int) -> None:
     import numpy as np
 
     workdir = os.getcwd()
+    sys.path.append(workdir)  # `from model import X` between the submission's files; last, so it shadows nothing
     writable = list(request["writable"])
     status = llmc_confine.landlock([*writable, "/dev"]) if request.get("confine", True) else "off"
     imported = llmc_confine.install_audit_hook(
