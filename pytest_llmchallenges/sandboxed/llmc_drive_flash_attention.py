@@ -1,0 +1,297 @@
+"""Driver for the flash_attention challenge (tiled forward with online softmax): adaptation only, no judging.
+
+Answers to this prompt come as a function ``flash_attention_fwd(Q, K, V, tile_size, causal=True)`` under
+varied names and parameter names (``block_size``, ``Br``/``Bc``, ``is_causal`` ...), or as a class that takes
+the tile size and the causal flag in its constructor and attends in ``forward``/``__call__``. The output may
+be O alone, or (O, cache) / a dict holding O, as some answers reuse a forward written for a backward pass.
+
+The flash_attention_bwd driver reuses :class:`AttentionForward` and the helpers below for its forward.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from llmc_api import Candidate, InterfaceError, Role, Submission, SubmissionError
+
+ROLES = {
+    "fwd": Role(
+        prescribed=["flash_attention_fwd"],
+        patterns=[
+            r"flash.*(fwd|forward)",
+            r"(tiled|online|block).*(attention|attn)",
+            r"(attention|attn).*(fwd|forward)",
+            r"^flash_?(attention|attn)",
+            r"^(forward|fwd|__call__|attend|attention)$",
+        ],
+        kind="any",
+        min_params=3,
+        description="flash_attention_fwd(Q, K, V, tile_size, causal=True)",
+    ),
+}
+
+PATTERNS = {
+    "q": r"^(q|qs|query|queries|q_?(in|mat|all)?|xq)$",
+    "k": r"^(k|ks|key|keys|k_?(in|mat|all)?|xk)$",
+    "v": r"^(v|vs|value|values|v_?(in|mat|all)?|xv)$",
+    "tile": r"(tile|block|chunk|^t$|^b_?[rcq]$|^b_?(k|kv)$|^t_?(q|k|kv)$|^bs$|^size$)",
+    "causal": r"causal",
+}
+OUTPUT_KEYS = r"^(o|out|output|outputs|result|attn_?out(put)?|attention_?out(put)?)$"
+FWD_METHODS = r"^(forward|fwd|__call__|call|attend|attention|apply|run|compute)$"
+
+
+def params(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+    """Named parameters of a callable (no *args/**kwargs); empty when it has no inspectable signature."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return []
+    return [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def name_of(obj: Any) -> str:
+    return getattr(obj, "__qualname__", getattr(obj, "__name__", type(obj).__name__))
+
+
+def bind(
+    fn: Callable[..., Any], values: dict[str, Any], patterns: dict[str, str], order: list[str]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Arguments for ``fn``: parameters whose names match a value's pattern get that value (every tile-like
+    parameter, e.g. both Br and Bc, gets the tile size); required parameters with other names take the unused
+    values in ``order``; parameters with defaults keep them. Positional up to the first gap, keywords after."""
+    ps = params(fn)
+    given: dict[str, Any] = {}
+    used: set[str] = set()
+    for p in ps:
+        key = next((k for k, pat in patterns.items() if k in values and re.search(pat, p.name.lower())), None)
+        if key is not None and (key == "tile" or key not in used):
+            given[p.name] = values[key]
+            used.add(key)
+    rest = [k for k in order if k in values and k not in used]
+    for p in ps:
+        if p.name in given or p.default is not p.empty:
+            continue
+        if not rest:
+            raise InterfaceError(f"{name_of(fn)}: no value for its required parameter {p.name!r}")
+        given[p.name] = values[rest.pop(0)]
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    gap = False
+    for p in ps:
+        if p.name not in given:
+            gap = True
+        elif p.kind == p.KEYWORD_ONLY or (gap and p.kind != p.POSITIONAL_ONLY):
+            kwargs[p.name] = given[p.name]
+        else:
+            args.append(given[p.name])
+    return tuple(args), kwargs
+
+
+def accepts(fn: Callable[..., Any], key: str) -> bool:
+    return any(re.search(PATTERNS[key], p.name.lower()) for p in params(fn))
+
+
+def split_output(value: Any, shape: tuple[int, ...], what: str) -> tuple[np.ndarray, Any]:
+    """(O, the rest) from O itself, (O, cache, ...) or a dict holding O; InterfaceError naming what came back.
+
+    The rest is None for a bare O, the dict itself for a dict, the other item (or a tuple of the others) for
+    a sequence."""
+    if isinstance(value, dict):
+        key = next((k for k in value if isinstance(k, str) and re.match(OUTPUT_KEYS, k.lower())), None)
+        if key is None:
+            raise InterfaceError(f"{what} returned a dict without an output entry (keys: {sorted(map(str, value))})")
+        return split_output(value[key], shape, what)[0], value
+    if isinstance(value, (tuple, list)):
+        index = next((i for i, v in enumerate(value) if not isinstance(v, (dict, str)) and _shape(v) == shape), None)
+        if index is not None:
+            rest = [v for i, v in enumerate(value) if i != index]
+            return Submission.array(value[index], what), (rest[0] if len(rest) == 1 else tuple(rest) or None)
+        if _shape(value) == shape:
+            return Submission.array(value, what), None
+        shapes = [_shape(v) for v in value]
+        raise InterfaceError(f"{what} returned a {type(value).__name__} of shapes {shapes}, none is {shape}")
+    arr = Submission.array(value, what)
+    if arr.shape != shape:
+        raise InterfaceError(f"{what} returned shape {arr.shape}, expected {shape} (B, H, N, D)")
+    return arr, None
+
+
+def find_output(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    return split_output(value, shape, what)[0]
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    try:
+        return tuple(np.shape(value))
+    except (ValueError, TypeError):
+        return None
+
+
+class AttentionForward:
+    """One forward candidate, made callable as ``call(Q, K, V, tile_size, causal) -> (raw output, instance)``.
+
+    A function is called with its arguments bound by name. A class is instantiated with the tile size and
+    causal flag where its constructor takes them, then its forward method is called; ``Class.method``
+    candidates work the same way. The instance is returned so that a backward method can use its state.
+    """
+
+    def __init__(self, sub: Submission, cand: Candidate) -> None:
+        self.sub = sub
+        self.label = str(cand)
+        owner, _, method = cand.name.rpartition(".")
+        self.fn: Any = None
+        if owner:
+            self.cls: type | None = sub.load(cand.file, owner)
+            self.method = method
+        else:
+            obj = cand.load()
+            self.cls = obj if isinstance(obj, type) else None
+            self.method = _method_of(obj, FWD_METHODS) if self.cls else ""
+            self.fn = None if self.cls else obj
+        if self.cls is not None and not self.method:
+            raise InterfaceError(f"class {self.label} has no forward/__call__ method")
+
+    def instance(self, tile_size: int, causal: bool | None) -> Any:
+        return construct(self.sub, self.cls, tile_size, causal)  # type: ignore[arg-type]
+
+    def __call__(
+        self, Q: np.ndarray, K: np.ndarray, V: np.ndarray, tile_size: int, causal: bool | None
+    ) -> tuple[Any, Any]:
+        obj = self.instance(tile_size, causal) if self.cls is not None else None
+        fn = getattr(obj, self.method) if obj is not None else self.fn
+        values: dict[str, Any] = {"q": Q, "k": K, "v": V, "tile": tile_size}
+        if causal is not None:
+            if not accepts(fn, "causal") and not (obj is not None and accepts(self.cls.__init__, "causal")):
+                if causal is False:
+                    raise InterfaceError(f"{self.label} takes no causal flag, so it cannot be asked for non-causal")
+            else:
+                values["causal"] = causal
+        if obj is not None and accepts(self.cls.__init__, "tile"):
+            values.pop("tile")
+        args, kwargs = bind(fn, values, PATTERNS, ["q", "k", "v", "tile"])
+        return self.sub.call(fn, *args, **kwargs), obj
+
+
+def _method_of(cls: type, pattern: str) -> str:
+    names = [n for n in dir(cls) if callable(getattr(cls, n, None)) and re.match(pattern, n)]
+    own = [n for n in names if n != "__call__"] or [n for n in names if "__call__" in cls.__dict__]
+    return own[0] if own else ""
+
+
+def probe_inputs(dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A tiny (1, 2, 8, 4) problem: enough to learn a calling convention, cheap for any implementation."""
+    rng = np.random.default_rng(0)
+    return tuple(rng.standard_normal((1, 2, 8, 4)).astype(dtype) for _ in range(3))  # type: ignore[return-value]
+
+
+def construct(sub: Submission, cls: type, tile_size: int, causal: bool | None) -> Any:
+    """An instance of a submission's class, given the tile size and causal flag where its constructor asks."""
+    values: dict[str, Any] = {"tile": tile_size}
+    if causal is not None:
+        values["causal"] = causal
+    args, kwargs = bind(cls, values, {k: PATTERNS[k] for k in values}, [])
+    return sub.call(cls, *args, **kwargs)
+
+
+def first_working(
+    items: list[Any],
+    make: Callable[[Any], Any],
+    probe: Callable[[Any], None],
+    none_fits: Callable[[list[str]], Exception],
+) -> Any:
+    """The adapter of the first item (in rank order) that survives ``probe``.
+
+    When none does and the best-ranked item itself raised inside the submission, that error is the verdict
+    (category ``error``): the submission's own function is broken, not its interface.
+    """
+    problems: list[str] = []
+    top_error: SubmissionError | None = None
+    for rank, item in enumerate(items):
+        try:
+            adapter = make(item)
+            probe(adapter)
+            return adapter
+        except SubmissionError as exc:
+            top_error = exc if rank == 0 else top_error
+            problems.append(f"{item}: {str(exc).splitlines()[0][:200]}")
+        except Exception as exc:  # a probe may fail in any way: try the next candidate
+            problems.append(f"{item}: {type(exc).__name__}: {str(exc)[:200]}")
+    if top_error is not None:
+        raise top_error
+    raise none_fits(problems)
+
+
+def siblings_importable(sub: Submission) -> None:
+    """Let the submission's files import each other by plain name (``from attention import ...``).
+
+    Workaround until the sandbox puts the challenge folder on sys.path itself."""
+    root = str(sub.root)
+    if root not in sys.path:
+        sys.path.append(root)
+
+
+_ADAPTERS: dict[int, AttentionForward] = {}
+
+
+def attention_forward(sub: Submission) -> AttentionForward:
+    """The submission's forward, probed once per process on a tiny causal problem."""
+    if id(sub) not in _ADAPTERS:
+        siblings_importable(sub)
+
+        def probe(fwd: AttentionForward) -> None:
+            Q, K, V = probe_inputs()
+            find_output(fwd(Q, K, V, 4, None)[0], Q.shape, fwd.label)
+
+        found = sub.candidates("fwd")
+        if not found:
+            raise sub.interface_error("fwd")
+        _ADAPTERS[id(sub)] = first_working(
+            found[:6],
+            lambda c: AttentionForward(sub, c),
+            probe,
+            lambda tried: sub.interface_error("fwd", tried=tried),
+        )
+    return _ADAPTERS[id(sub)]
+
+
+def forward(sub: Submission, Q: np.ndarray, K: np.ndarray, V: np.ndarray, tile_size: int, causal: bool | None = None):
+    """O = attention(Q, K, V) as the submission computes it; causal=None leaves the submission's default."""
+    fwd = attention_forward(sub)
+    sub.ready()
+    return find_output(fwd(Q, K, V, tile_size, causal)[0], Q.shape, fwd.label)
+
+
+def forward_many(sub: Submission, cases: list[dict[str, Any]]) -> list[np.ndarray]:
+    """forward() on several cases {Q, K, V, tile_size, causal} in one child (saves a process start each)."""
+    fwd = attention_forward(sub)
+    sub.ready()
+    outs = []
+    for c in cases:
+        raw, _ = fwd(c["Q"], c["K"], c["V"], c["tile_size"], c.get("causal"))
+        outs.append(find_output(raw, c["Q"].shape, fwd.label))
+    return outs
+
+
+def seeded_inputs(seed: int, shape: tuple[int, ...], dtype: str, count: int = 3) -> list[np.ndarray]:
+    """Inputs built identically here and in the grading process (same generator, same order)."""
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(tuple(shape)).astype(dtype) for _ in range(count)]
+
+
+def forward_memory(
+    sub: Submission, seed: int, shape: list[int], dtype: str, tile_size: int, rows: list[int]
+) -> dict[str, Any]:
+    """A large causal forward measured from outside: inputs are built and the code warmed up before
+    ``sub.ready()``. Returns the rows ``rows`` of O (all batches and heads) for a spot check, not all of O."""
+    fwd = attention_forward(sub)
+    Q, K, V = seeded_inputs(seed, tuple(shape), dtype)
+    sub.ready()
+    raw, _ = fwd(Q, K, V, tile_size, True)
+    out = find_output(raw, Q.shape, fwd.label)
+    return {"rows": np.array(out[:, :, rows, :], dtype=np.float64)}
