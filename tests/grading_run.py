@@ -25,13 +25,16 @@ class GradingRun:
     report: dict[str, Any]
 
     def outcomes(self, submission: str) -> dict[str, tuple[str, str, str]]:
-        """test name -> (outcome, category, message) for one submission."""
-        out = {}
+        """test name -> (outcome, category, message) for one submission; a parametrized test counts as
+        failed when any of its cases failed (the first failure is kept), else as its first case."""
+        out: dict[str, tuple[str, str, str]] = {}
         for sub in self.report["submissions"]:
             if sub["name"] == submission:
                 for ch in sub["challenges"]:
                     for t in ch["tests"]:
-                        out[t["test"]] = (t["outcome"], t["category"], t["message"])
+                        now = (t["outcome"], t["category"], t["message"])
+                        if t["test"] not in out or (now[0] == "failed" and out[t["test"]][0] != "failed"):
+                            out[t["test"]] = now
         return out
 
 
