@@ -16,6 +16,9 @@ class Challenge:
     summary: str
     timeout: float  # default seconds per sandboxed call
     not_graded: tuple[str, ...] = field(default=())
+    # The CUDA runtime fails under Landlock (cudaErrorOperatingSystem, seen on an H200 host), so calls of a
+    # challenge that runs kernels keep the audit-hook write guard but not the kernel-enforced one.
+    cuda_runtime: bool = False
 
 
 CHALLENGES: dict[str, Challenge] = {
@@ -45,6 +48,7 @@ CHALLENGES: dict[str, Challenge] = {
                 "complexity analysis (bandwidth vs compute bound)",
                 "comparison to a naive implementation",
             ),
+            cuda_runtime=True,
         ),
         Challenge(
             "kv",

@@ -62,6 +62,7 @@ def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
         memory_limit=int(float(user_memory) * 2**20) if user_memory else DEFAULT_MEMORY_LIMIT,
         seed=_stable_seed(request.node.originalname),
         override_timeout=float(user_timeout) if user_timeout else None,
+        confine=not CHALLENGES[challenge].cuda_runtime,
     )
 
 

@@ -147,7 +147,7 @@ class Sandbox:
             "measure_memory": measure_memory,
             "seed": self.seed,
             "grader_dir": str(PACKAGE_DIR),
-            "confine": self.confine,
+            "confine": self.confine and os.environ.get("LLMC_CONFINE", "1") != "0",
         }
         work = Path(tempfile.mkdtemp(prefix="llmc-"))
         try:

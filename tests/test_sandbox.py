@@ -146,3 +146,15 @@ def test_wire_refuses_objects() -> None:
         llmc_wire.encode(np.array([object()]))
     with pytest.raises(llmc_wire.WireError):
         llmc_wire.encode({"f": print})
+
+
+def test_without_landlock_the_audit_hook_still_refuses_writes(tmp_path: Path) -> None:
+    """The fallback for hosts without Landlock and for CUDA calls (confine=False): Python-level writes outside
+    the temp copy are refused by the audit hook."""
+    code = (
+        "import os\ndef entry(x):\n    try:\n        open('../escape.txt', 'w').write('x')\n"
+        "    except PermissionError as exc:\n        return str(exc)\n    return 'written'\n"
+    )
+    r = box(tmp_path, code, confine=False).run("selfcheck:call_entry", 1)
+    assert "refused" in r.value and "audit-hook" in r.confinement
+    assert not (tmp_path / "sub" / "escape.txt").exists()
