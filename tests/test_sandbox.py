@@ -106,7 +106,8 @@ def _cmdline(pid: str) -> str:
 def test_writes_outside_the_temp_copy_are_refused(tmp_path: Path) -> None:
     code = (
         "import os\ndef entry(x):\n"
-        "    for target in ['../escape.txt', os.environ['GRADER_CWD'] + '/escape.txt']:\n"
+        "    root = os.environ['GRADER_CWD']\n"
+        "    for target in ['../escape.txt', root + '/escape.txt', root + '/sub/backwards/sol.py']:\n"
         "        try:\n            open(target, 'w').write('x')\n        except OSError:\n            pass\n"
         "    open('inside.txt', 'w').write('fine')\n    return x * 2\n"
     )
@@ -152,9 +153,10 @@ def test_without_landlock_the_audit_hook_still_refuses_writes(tmp_path: Path) ->
     """The fallback for hosts without Landlock and for CUDA calls (confine=False): Python-level writes outside
     the temp copy are refused by the audit hook."""
     code = (
-        "import os\ndef entry(x):\n    try:\n        open('../escape.txt', 'w').write('x')\n"
+        "def entry(target):\n    try:\n        open(target, 'w').write('x')\n"
         "    except PermissionError as exc:\n        return str(exc)\n    return 'written'\n"
     )
-    r = box(tmp_path, code, confine=False).run("selfcheck:call_entry", 1)
+    target = tmp_path / "escape.txt"
+    r = box(tmp_path, code, confine=False).run("selfcheck:call_entry", str(target))
     assert "refused" in r.value and "audit-hook" in r.confinement
-    assert not (tmp_path / "sub" / "escape.txt").exists()
+    assert not target.exists()
