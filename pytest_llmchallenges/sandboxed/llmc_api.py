@@ -9,6 +9,7 @@ them). Drivers then probe the best candidates on tiny inputs to learn their call
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import re
 import sys
 import traceback
@@ -98,6 +99,76 @@ def rank_candidates(
         found.append(Candidate(role_name, d.file, d.name, score, why, sub))
     found.sort(key=lambda c: (-c.score, c.file.count("/"), c.file, c.name))
     return found
+
+
+def parameters(fn: Callable[..., Any]) -> list[inspect.Parameter]:
+    """Named parameters of a callable (no *args/**kwargs); empty when it has no inspectable signature."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return []
+    return [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def qualified_name(obj: Any) -> str:
+    return getattr(obj, "__qualname__", getattr(obj, "__name__", type(obj).__name__))
+
+
+def split_arguments(params: list[inspect.Parameter], given: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Positional arguments up to the first parameter left at its default, keywords after it."""
+    positional: list[Any] = []
+    keywords: dict[str, Any] = {}
+    gap = False
+    for p in params:
+        if p.name not in given:
+            gap = True
+        elif p.kind == p.KEYWORD_ONLY or (gap and p.kind != p.POSITIONAL_ONLY):
+            keywords[p.name] = given[p.name]
+        else:
+            positional.append(given[p.name])
+    return tuple(positional), keywords
+
+
+def bind_by_name(
+    fn: Callable[..., Any],
+    values: dict[str, Any],
+    patterns: dict[str, str],
+    order: list[str],
+    reusable: tuple[str, ...] = (),
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Arguments for a submission's ``fn`` from named ``values``, the way real answers name things.
+
+    Each parameter takes the first value (in ``patterns`` order) whose regex matches its lower-cased name
+    (values in ``reusable`` may serve several parameters, e.g. a tile size for both Br and Bc); required
+    parameters with unknown names take the unused values of ``order`` in turn; the others keep their
+    defaults. InterfaceError when a required parameter is left without a value.
+    """
+    params = parameters(fn)
+    given: dict[str, Any] = {}
+    used: set[str] = set()
+    unknown = []
+    for p in params:
+        key = next(
+            (
+                k
+                for k, pat in patterns.items()
+                if k in values and (k not in used or k in reusable) and re.search(pat, p.name.lower())
+            ),
+            None,
+        )
+        if key is None:
+            unknown.append(p)
+            continue
+        given[p.name] = values[key]
+        used.add(key)
+    rest = [k for k in order if k in values and k not in used]
+    for p in unknown:
+        if p.default is not p.empty:
+            continue
+        if not rest:
+            raise InterfaceError(f"{qualified_name(fn)}: no value for its required parameter {p.name!r}")
+        given[p.name] = values[rest.pop(0)]
+    return split_arguments(params, given)
 
 
 def _exc_line(exc: BaseException) -> str:

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import inspect
 import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from llmc_api import InterfaceError, Role, Submission, SubmissionError
+from llmc_api import InterfaceError, Role, Submission, SubmissionError, bind_by_name, parameters
 
 ROLES = {
     "forward": Role(
@@ -70,21 +69,7 @@ _GRAD_ATTRS = {
 }
 
 
-def _siblings_importable(sub: Submission) -> None:
-    """Let the submission's files import each other by plain name (``from kv_cache import KVCache``).
-
-    Workaround until the sandbox puts the challenge folder on sys.path itself."""
-    root = str(sub.root)
-    if root not in sys.path:
-        sys.path.append(root)
-
-
-def _params(fn: Callable[..., Any]) -> list[inspect.Parameter]:
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return []
-    return [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+_params = parameters
 
 
 def _match(name: str, pattern: str) -> bool:
@@ -92,38 +77,8 @@ def _match(name: str, pattern: str) -> bool:
 
 
 def _bind(fn: Callable[..., Any], values: dict[str, Any], patterns: dict[str, str], order: list[str]) -> tuple:
-    """Positional and keyword arguments for ``fn``: each parameter gets the value whose pattern its name matches;
-    parameters with unknown names take the unused values in ``order``; defaults stay where nothing matches."""
-    params = _params(fn)
-    args: dict[str, Any] = {}
-    used: set[str] = set()
-    unknown = []
-    for p in params:
-        key = next((k for k, pat in patterns.items() if k in values and k not in used and _match(p.name, pat)), None)
-        if key is None:
-            unknown.append(p)
-            continue
-        args[p.name] = values[key]
-        used.add(key)
-    rest = [k for k in order if k in values and k not in used]
-    for p in unknown:
-        if p.default is not p.empty:
-            continue
-        if not rest:
-            raise InterfaceError(f"{_name(fn)}: no value for its parameter {p.name!r}")
-        args[p.name] = values[rest.pop(0)]
-    # positional up to the first parameter left at its default, keywords after it
-    positional: list[Any] = []
-    keywords: dict[str, Any] = {}
-    gap = False
-    for p in params:
-        if p.name not in args:
-            gap = True
-        elif p.kind == p.KEYWORD_ONLY or (gap and p.kind != p.POSITIONAL_ONLY):
-            keywords[p.name] = args[p.name]
-        else:
-            positional.append(args[p.name])
-    return tuple(positional), keywords
+    """Positional and keyword arguments for ``fn`` (see llmc_api.bind_by_name)."""
+    return bind_by_name(fn, values, patterns, order)
 
 
 def _name(obj: Any) -> str:
@@ -355,7 +310,6 @@ _CACHED: dict[int, Any] = {}
 def _adapter(sub: Submission) -> Any:
     if id(sub) in _CACHED:
         return _CACHED[id(sub)]
-    _siblings_importable(sub)
     problems: list[str] = []
     raised: SubmissionError | None = None
     for make in _adapters(sub):

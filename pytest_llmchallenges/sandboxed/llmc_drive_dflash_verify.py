@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -681,7 +680,6 @@ class Verifier:
 
     def __init__(self, sub: Submission, cfg: dict[str, Any]) -> None:
         self.sub = sub
-        _importable(sub)
         self.adapter = TargetAdapter(sub, cfg)
         self.mask_fn = _optional_role(sub, "mask")
         self.verify = self._find_verifier()
@@ -824,21 +822,11 @@ def _tree_object(fn: Any, values: dict[str, Any]) -> Any:
     return None
 
 
-def _importable(sub: Submission) -> None:
-    """Let the submission's files import each other by plain name (``from model import MinimalLM``).
-
-    Workaround until the sandbox puts the challenge folder on sys.path itself."""
-    root = str(sub.root)
-    if root not in sys.path:
-        sys.path.append(root)
-
-
 # -- driver functions ---------------------------------------------------------------------------------------
 
 
 def tree_masks(sub: Submission, cases: list[dict[str, Any]]) -> dict[str, Any]:
     """For each case {prompt_len, parents}: the submission's mask as booleans (True = may attend)."""
-    _importable(sub)
     fn = sub.role("mask")
     names = _param_names(fn, 2)
     masks, forms = [], []

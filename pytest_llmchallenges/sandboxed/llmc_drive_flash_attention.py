@@ -10,14 +10,21 @@ The flash_attention_bwd driver reuses :class:`AttentionForward` and the helpers 
 
 from __future__ import annotations
 
-import inspect
 import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from llmc_api import Candidate, InterfaceError, Role, Submission, SubmissionError
+from llmc_api import (
+    Candidate,
+    InterfaceError,
+    Role,
+    Submission,
+    SubmissionError,
+    bind_by_name,
+    parameters,
+    qualified_name,
+)
 
 ROLES = {
     "fwd": Role(
@@ -46,51 +53,16 @@ OUTPUT_KEYS = r"^(o|out|output|outputs|result|attn_?out(put)?|attention_?out(put
 FWD_METHODS = r"^(forward|fwd|__call__|call|attend|attention|apply|run|compute)$"
 
 
-def params(fn: Callable[..., Any]) -> list[inspect.Parameter]:
-    """Named parameters of a callable (no *args/**kwargs); empty when it has no inspectable signature."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return []
-    return [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-
-
-def name_of(obj: Any) -> str:
-    return getattr(obj, "__qualname__", getattr(obj, "__name__", type(obj).__name__))
+params = parameters
+name_of = qualified_name
 
 
 def bind(
     fn: Callable[..., Any], values: dict[str, Any], patterns: dict[str, str], order: list[str]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Arguments for ``fn``: parameters whose names match a value's pattern get that value (every tile-like
-    parameter, e.g. both Br and Bc, gets the tile size); required parameters with other names take the unused
-    values in ``order``; parameters with defaults keep them. Positional up to the first gap, keywords after."""
-    ps = params(fn)
-    given: dict[str, Any] = {}
-    used: set[str] = set()
-    for p in ps:
-        key = next((k for k, pat in patterns.items() if k in values and re.search(pat, p.name.lower())), None)
-        if key is not None and (key == "tile" or key not in used):
-            given[p.name] = values[key]
-            used.add(key)
-    rest = [k for k in order if k in values and k not in used]
-    for p in ps:
-        if p.name in given or p.default is not p.empty:
-            continue
-        if not rest:
-            raise InterfaceError(f"{name_of(fn)}: no value for its required parameter {p.name!r}")
-        given[p.name] = values[rest.pop(0)]
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    gap = False
-    for p in ps:
-        if p.name not in given:
-            gap = True
-        elif p.kind == p.KEYWORD_ONLY or (gap and p.kind != p.POSITIONAL_ONLY):
-            kwargs[p.name] = given[p.name]
-        else:
-            args.append(given[p.name])
-    return tuple(args), kwargs
+    """Arguments for ``fn`` (llmc_api.bind_by_name); every tile-like parameter, e.g. both Br and Bc, gets the
+    tile size."""
+    return bind_by_name(fn, values, patterns, order, reusable=("tile",))
 
 
 def accepts(fn: Callable[..., Any], key: str) -> bool:
@@ -227,22 +199,12 @@ def first_working(
     raise none_fits(problems)
 
 
-def siblings_importable(sub: Submission) -> None:
-    """Let the submission's files import each other by plain name (``from attention import ...``).
-
-    Workaround until the sandbox puts the challenge folder on sys.path itself."""
-    root = str(sub.root)
-    if root not in sys.path:
-        sys.path.append(root)
-
-
 _ADAPTERS: dict[int, AttentionForward] = {}
 
 
 def attention_forward(sub: Submission) -> AttentionForward:
     """The submission's forward, probed once per process on a tiny causal problem."""
     if id(sub) not in _ADAPTERS:
-        siblings_importable(sub)
 
         def probe(fwd: AttentionForward) -> None:
             Q, K, V = probe_inputs()

@@ -176,7 +176,6 @@ _ADAPTERS: dict[int, FlashPair] = {}
 def flash_pair(sub: Submission) -> FlashPair:
     """The submission's forward/backward pair, probed once per process on a tiny causal problem."""
     if id(sub) not in _ADAPTERS:
-        fa.siblings_importable(sub)
 
         def probe(pair: FlashPair) -> None:
             Q, K, V = fa.probe_inputs()

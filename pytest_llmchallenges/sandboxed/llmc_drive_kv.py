@@ -24,13 +24,12 @@ from __future__ import annotations
 import ast
 import inspect
 import re
-import sys
 import textwrap
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from llmc_api import InterfaceError, Role, Submission, SubmissionError
+from llmc_api import InterfaceError, Role, Submission, SubmissionError, split_arguments
 
 ROLES = {
     "attention": Role(
@@ -111,15 +110,6 @@ class Unsupported(Exception):
     """The submission's API has no way to do this operation (e.g. append several tokens at once)."""
 
 
-def _siblings_importable(sub: Submission) -> None:
-    """Let the submission's files import each other by plain name (``from kv_cache import KVCache``).
-
-    Workaround until the sandbox puts the challenge folder on sys.path itself."""
-    root = str(sub.root)
-    if root not in sys.path:
-        sys.path.append(root)
-
-
 def _params(fn: Any) -> list[inspect.Parameter]:
     try:
         sig = inspect.signature(fn)
@@ -165,14 +155,7 @@ def _call(sub: Submission, fn: Any, pool: dict[str, Any], positional_order: tupl
         if not rest:
             raise InterfaceError(f"{_name(fn)}: cannot tell what to pass as its parameter {p.name!r}")
         args[p.name] = pool[rest.pop(0)]
-    positional, keywords, gap = [], {}, False
-    for p in _params(fn):
-        if p.name not in args:
-            gap = True
-        elif p.kind == p.KEYWORD_ONLY or (gap and p.kind != p.POSITIONAL_ONLY):
-            keywords[p.name] = args[p.name]
-        else:
-            positional.append(args[p.name])
+    positional, keywords = split_arguments(_params(fn), args)
     return sub.call(fn, *positional, **keywords)
 
 
@@ -671,7 +654,6 @@ def session(sub: Submission, spec: dict[str, Any]) -> dict[str, Any]:
     first = np.asarray(spec["ops"][0]["x"])
     n_layers, batch, d_model = first.shape[0], first.shape[1], first.shape[-1]
     setup = Setup(n_layers, batch, int(spec["num_heads"]), d_model, int(spec["capacity"]), spec["layers"])
-    _siblings_importable(sub)
     engine = _engine(sub, setup)
     sub.ready()
     outputs: list[np.ndarray] = []
