@@ -204,10 +204,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     item.stash[_FINAL] = final
     outcome, category, message = final
     if outcome == "passed":
-        notes = [str(v) for k, v in item.user_properties if k == "llm_note"]
+        notes = [str(v) for k, v in item.user_properties if k == fixtures.NOTE_KEY]
         message = _one_line("; ".join(notes), 600) if notes else ""
     report.user_properties = [
-        *[(k, v) for k, v in item.user_properties if k != "llm_note"],
+        *[(k, v) for k, v in item.user_properties if k != fixtures.NOTE_KEY],
         ("submission", sub.name),
         ("challenge", name),
         ("difficulty", CHALLENGES[name].difficulty),

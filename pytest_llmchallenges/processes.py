@@ -86,16 +86,3 @@ def become_subreaper() -> None:
 
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
-
-
-def reap_adopted(known: set[int]) -> int:
-    """Kill and reap our children that we did not start ourselves (orphans a child left); returns a count."""
-    count = 0
-    for p in children(os.getpid()):
-        if p in known:
-            continue
-        kill_tree(p)
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(p, 0)
-        count += 1
-    return count
