@@ -86,7 +86,7 @@ def build(submissions: list[Submission], records: list[TestRecord]) -> dict[str,
                 "challenges": challenges,
             }
         )
-    entries.sort(key=lambda e: (-e["score"], e["name"]))
+    entries.sort(key=lambda e: (-float(e["score"]), str(e["name"])))
     return {"schema": SCHEMA, "submissions": entries}
 
 

@@ -30,7 +30,7 @@ def normalize_mask(mask: object, length: int) -> np.ndarray | None:
     if m.ndim == 4 and m.shape[1] == 1:
         m = m[:, 0]
     if m.shape[-2:] != (length, length):
-        raise ValueError(f"mask has shape {np.shape(mask)}, expected ({length}, {length})")
+        raise ValueError(f"mask has shape {np.asarray(mask).shape}, expected ({length}, {length})")
     if m.dtype == bool:
         return m
     m = m.astype(np.float64)
