@@ -63,7 +63,7 @@ def _challenge_entry(name: str, records: list[TestRecord]) -> dict[str, Any]:
 
 def build(submissions: list[Submission], records: list[TestRecord]) -> dict[str, Any]:
     """The report document. Submissions are ranked by overall score (best first), then by name."""
-    entries = []
+    entries: list[dict[str, Any]] = []
     for sub in submissions:
         mine = [r for r in records if r.submission == sub.name]
         challenges = [
