@@ -259,6 +259,7 @@ class Sandbox:
                             measuring = False
                             llmc_wire.write_frame(w_req, "send")
                         elif event == "result":
+                            processes.kill_tree(proc.pid)  # done: closing its output lets the tail be read at once
                             return self._finish(msg, output, peak, confinement, fail)
             if measuring and peak_limit is not None:
                 extra = (processes.status_field(proc.pid, "VmHWM") or 0) - baseline
