@@ -45,7 +45,7 @@ def main() -> None:
             ],
             tmp,
         )
-        nxn, _ = run(
+        nxn, nxn_data = run(
             [
                 "--llm-submission",
                 str(REPO / "tests/hostile/10_hidden_nxn"),
@@ -55,8 +55,10 @@ def main() -> None:
             ],
             tmp,
         )
-    for sub in data["submissions"]:
-        tests = [t for c in sub["challenges"] for t in c["tests"]]
+    for sub in data["submissions"] + nxn_data["submissions"]:
+        tests = [t for c in sub["challenges"] if c["status"] == "graded" for t in c["tests"]]
+        if not tests:
+            continue
         cats = sorted({t["category"] for t in tests if t["outcome"] == "failed"}) or ["all passed"]
         print(f"{sub['name']:28s} {sub['grade']:4s} {', '.join(cats)}")
     print(
