@@ -1,8 +1,9 @@
 """Mutants: known-wrong variants of the reference, declared in tests/mutants/<challenge>.toml.
 
-Each table is one mutant: either ``edit`` entries (exact search/replace on a reference file; the text must
-occur exactly once, so a change to the reference that silently disarms a mutant fails loudly) or a
-``folder`` holding the whole challenge folder. ``catches`` names the tests that must fail on it.
+Each table is one mutant: either ``edit`` entries (exact search/replace on a file of the reference, or of
+the folder named by ``base``, e.g. an interface variant; the text must occur exactly once, so a change that
+silently disarms a mutant fails loudly) or a ``folder`` holding the whole challenge folder. ``catches`` names
+the tests that must fail on it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Mutant:
     why: str
     edits: list[dict[str, str]] = field(default_factory=list)
     folder: Path | None = None
+    base: Path | None = None
 
 
 def load(challenge: str) -> tuple[list[Mutant], dict[str, str]]:
@@ -37,7 +39,7 @@ def load(challenge: str) -> tuple[list[Mutant], dict[str, str]]:
     meta = data.pop("_meta", {})
     mutants = []
     for name, spec in data.items():
-        folder = spec.get("folder")
+        folder, base = spec.get("folder"), spec.get("base")
         mutants.append(
             Mutant(
                 challenge=challenge,
@@ -47,6 +49,7 @@ def load(challenge: str) -> tuple[list[Mutant], dict[str, str]]:
                 why=spec.get("why", ""),
                 edits=list(spec.get("edit", [])),
                 folder=(REPO / folder) if folder else None,
+                base=(REPO / base) if base else None,
             )
         )
     return mutants, dict(meta.get("unproven", {}))
@@ -62,7 +65,8 @@ def materialise(mutant: Mutant, bench: Path) -> Path:
     if mutant.folder is not None:
         shutil.copytree(mutant.folder, target)
         return target.parent
-    shutil.copytree(REFERENCE / mutant.challenge, target, ignore=shutil.ignore_patterns("__pycache__"))
+    base = mutant.base or REFERENCE / mutant.challenge
+    shutil.copytree(base, target, ignore=shutil.ignore_patterns("__pycache__"))
     for edit in mutant.edits:
         file = target / edit["file"]
         text = file.read_text()
