@@ -148,3 +148,16 @@ def test_loud_child_output_does_not_grow_the_grader(tmp_path: Path) -> None:
     assert sb.run("selfcheck:call_entry", np.int64(21)).value == 42
     grown = (processes.status_field(os.getpid(), "VmRSS") or 0) - before
     assert grown < 8 << 20, f"the grader grew by {grown / 2**20:.1f} MiB"
+
+
+def test_grading_is_deterministic(tmp_path: Path) -> None:
+    """The same folders graded serially and with -n 2 give byte-identical JSON, crash and wrong verdicts
+    included (reports hold no timings, and messages carry no addresses, pids or measured sizes)."""
+    subs = [REPO / "reference", *(HOSTILE / c for c in ("01_exit_at_import", "03_segfault", "09_patch_numpy"))]
+    suites = ["backwards", "kv", "dflash_verify"]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    serial = grade(subs, tmp_path / "a", suites=suites)
+    parallel = grade(subs, tmp_path / "b", suites=suites, extra=["-n", "2"])
+    assert serial.report["submissions"], serial.stdout[-3000:]
+    assert serial.report == parallel.report
