@@ -35,6 +35,7 @@ HELP = {
     "fast": "skip tests marked slow",
 }
 _GRADER = "llmchallenges-grader"
+TEST_TIMEOUT_CALLS = 10  # a grading test may take as long as this many calls at the challenge's limit
 _FINAL = pytest.StashKey[tuple[str, str, str]]()
 
 
@@ -138,12 +139,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     fast = _flag(config, "llm_fast")
+    has_timeout_plugin = config.pluginmanager.hasplugin("timeout")
     for item in items:
         name = _challenge(item)
         if name is None:
             continue
         item.add_marker(CHALLENGES[name].difficulty)
         item.add_marker(name)
+        if has_timeout_plugin and item.get_closest_marker("timeout") is None:
+            # a safety net over the per-call limits: no grading test can hang the session
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_CALLS * CHALLENGES[name].timeout))
         for cap in ("gpu", "nvcc", "mlx"):
             if item.get_closest_marker(cap) is not None and (reason := capabilities.missing(cap)):
                 item.add_marker(pytest.mark.skip(reason=reason))
