@@ -68,9 +68,13 @@ def _submission_paths(config: pytest.Config) -> list[Path]:
     return paths
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def _register_fixtures(config: pytest.Config) -> None:
+    """The suites' fixtures exist only where they are needed: an inert plugin adds no fixture names."""
     if not config.pluginmanager.is_registered(fixtures):
         config.pluginmanager.register(fixtures, "llmchallenges-fixtures")
+
+
+def pytest_configure(config: pytest.Config) -> None:
     for difficulty in DIFFICULTIES:
         names = ", ".join(c.name for c in CHALLENGES.values() if c.difficulty == difficulty)
         config.addinivalue_line("markers", f"{difficulty}: challenges of difficulty {difficulty} ({names})")
@@ -86,6 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not submissions:
         return
     config.pluginmanager.register(Grader(config, submissions), _GRADER)
+    _register_fixtures(config)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(SUITES_DIR)]
 
@@ -124,6 +129,11 @@ def parse_notes(submissions: list[Submission]) -> list[str]:
         for c in sub.challenges
         for file, err in llmc_scan.scan_folder(sub.path / c).parse_errors.items()
     ]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
+    if SUITES_DIR in file_path.parents:  # a suite collected by path, without a submission: it skips cleanly
+        _register_fixtures(parent.config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

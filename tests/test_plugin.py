@@ -13,9 +13,10 @@ GOOD = "def entry(x):\n    return x * 2\n"
 
 
 def test_inert_without_submission(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n\ndef test_no_fixture_of_ours(rng):\n    pass\n")
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'rng' not found*"])
     assert "LLM challenge grades" not in result.stdout.str()
     assert "llm-submission" not in result.stdout.str()
 
@@ -211,6 +212,15 @@ def test_xdist_gives_the_same_report(pytester: pytest.Pytester) -> None:
 def test_reference_option_finds_the_packaged_reference(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--llm-reference", "-p", "no:cacheprovider", "--co", "-q", "-m", "backwards")
     assert "[reference]" in result.stdout.str()
+
+
+def test_suites_without_submission_skip(pytester: pytest.Pytester) -> None:
+    from pytest_llmchallenges.plugin import SUITES_DIR
+
+    ini = pytester.makeini("[pytest]\n")  # not this repository's config, which names the reference
+    result = pytester.runpytest(str(SUITES_DIR / "test_backwards.py"), "-c", str(ini), "-p", "no:cacheprovider", "-rs")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*no submissions given*"])
 
 
 def test_scaffold(tmp_path: Path) -> None:
