@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import processes
+from .sandboxed import llmc_confine
 
 SANDBOXED = Path(__file__).resolve().parent / "sandboxed"
 BOOT = SANDBOXED / "llmc_boot.py"
@@ -46,6 +47,7 @@ class Spawner:
     """One fresh interpreter per call."""
 
     def __init__(self) -> None:
+        llmc_confine.become_subreaper()  # orphans of spawned children come to us, to be found and reaped
         self._procs: dict[int, subprocess.Popen] = {}
         self._known = set(processes.children(os.getpid()))
 

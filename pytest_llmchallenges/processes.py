@@ -77,12 +77,3 @@ def kill_tree(pid: int) -> None:
         _signal_all([pid, *descendants(pid)], signal.SIGKILL)
     with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def become_subreaper() -> None:
-    """Orphans of sandboxed children get re-parented to us instead of init, so they can be found."""
-    import ctypes
-    import sys
-
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)

@@ -33,7 +33,6 @@ _POLL = 0.02
 # Failures of a submission's import that cost a full time limit are remembered per challenge folder, so
 # that the next tests of that folder fail at once with the same verdict instead of waiting again.
 _IMPORT_FAILURES: dict[str, GradingFailure] = {}
-_subreaper = False
 
 
 @dataclass
@@ -168,10 +167,6 @@ class Sandbox:
     def _run_in(
         self, work: Path, request: dict, timeout: float, memory_limit: int, peak_limit: int | None
     ) -> CallResult:
-        global _subreaper
-        if not _subreaper:  # orphans of spawned children come to us, so they can be found and killed
-            processes.become_subreaper()
-            _subreaper = True
         sub = work / "sub"
         shutil.copytree(self.challenge_dir, sub, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
         for d in ("tmp", "home"):

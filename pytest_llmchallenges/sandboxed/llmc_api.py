@@ -224,7 +224,7 @@ class Submission:
             try:
                 obj = cand.load()
                 return obj, probe(obj)
-            except (InterfaceError, SubmissionError, Exception) as exc:
+            except Exception as exc:  # InterfaceError and SubmissionError included
                 problems.append(f"{cand}: {_exc_line(exc)}")
         raise self.interface_error(role_name, tried=problems)
 

@@ -567,7 +567,7 @@ def build_model(sub: Submission, vocab: int) -> tuple[Any, str]:
                 model = attempt()
                 _logits(sub, model, ids, vocab)
                 return model, label
-            except (InterfaceError, SubmissionError, Exception) as exc:
+            except Exception as exc:  # InterfaceError and SubmissionError included
                 problems.append(f"{label}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
     raise sub.interface_error(
         "model",
