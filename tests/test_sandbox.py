@@ -88,6 +88,8 @@ def test_background_children_do_not_survive(tmp_path: Path) -> None:
         "        subprocess.Popen(['sleep', '600'], start_new_session=True)\n"
         "    return x * 2\n"
     )
+    warm = tmp_path / "warm"
+    box(warm, "def entry(x):\n    return x\n").run("selfcheck:call_entry", 0)  # the fork server is a legit child
     before = set(processes.children(os.getpid()))
     assert box(tmp_path, code).run("selfcheck:call_entry", 21).value == 42
     time.sleep(0.2)
