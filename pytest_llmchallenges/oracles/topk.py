@@ -76,3 +76,16 @@ def separated_logits(
         if np.any(rest.max(axis=-1) >= top_k[:, -1]):
             raise ValueError("gap too small for float32 at this offset: the k-th value ties with the rest")
     return out.reshape(shape)
+
+
+def edge_maxima(x: np.ndarray) -> np.ndarray:
+    """A copy with the row maximum moved to the last position in every third row and to the first in the next
+    one: the ends of a row (unaligned heads and tails, last partial tiles) are where indexing bugs live."""
+    x = x.copy()
+    rows = x.reshape(-1, x.shape[-1])
+    for r, row in enumerate(rows):
+        target = {0: row.size - 1, 1: 0}.get(r % 3)
+        if target is not None:
+            top = int(np.argmax(row))
+            row[[top, target]] = row[[target, top]]
+    return x

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges.grading import GradingFailure, wrong
-from pytest_llmchallenges.oracles.topk import separated_logits, softmax, softmax_topk
+from pytest_llmchallenges.oracles.topk import edge_maxima, separated_logits, softmax, softmax_topk
 
 CHALLENGE = "fuse"
 
@@ -69,21 +69,8 @@ def _pick_k(built: dict, want: int, v: int) -> int:
     return max(fit) if fit else min(ks)
 
 
-def _edge_maxima(x: np.ndarray) -> np.ndarray:
-    """Move the row maximum to the last position in every third row and to the first in the next one:
-    the ends of a row (unaligned heads and tails, last partial tiles) are where indexing bugs live."""
-    x = x.copy()
-    rows = x.reshape(-1, x.shape[-1])
-    for r, row in enumerate(rows):
-        target = {0: row.size - 1, 1: 0}.get(r % 3)
-        if target is not None:
-            top = int(np.argmax(row))
-            row[[top, target]] = row[[target, top]]
-    return x
-
-
 def _logits(rng: np.random.Generator, shape: tuple[int, ...], k: int, **kw: Any) -> np.ndarray:
-    return _edge_maxima(separated_logits(rng, shape, k, **kw))
+    return edge_maxima(separated_logits(rng, shape, k, **kw))
 
 
 def _run(sandbox: Any, built: dict, cases: list[dict], **kw: Any) -> list[dict]:
@@ -278,7 +265,7 @@ def test_rows_independent(sandbox, rng):
         separated_logits(rng, (1, 50257), k, scale=s, offset=o)
         for s, o in ((0.5, 0.0), (3.0, 12.0), (1.0, -7.0), (2.0, 25.0), (4.0, 3.0), (0.25, -15.0))
     ]
-    x = _edge_maxima(np.concatenate(rows).reshape(2, 3, 50257))
+    x = edge_maxima(np.concatenate(rows).reshape(2, 3, 50257))
     _all_cases(sandbox, built, [(x, k)], "rows with different statistics")
 
 

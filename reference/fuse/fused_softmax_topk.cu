@@ -2,16 +2,19 @@
 // API: fused_softmax_topk.cuh. Design, memory access pattern and complexity: README.md.
 //
 // Each row of V logits is read by `splits` blocks (1 when there are enough rows to fill the GPU). A block
-// streams its part of the row in tiles of 4096 logits (16 per thread, four coalesced 16-byte loads each)
-// and, for every tile, in registers:
+// streams its part of the row in tiles of 4096 logits (16 per thread, four coalesced 16-byte loads each),
+// software-pipelined over two register buffers: the next tile's loads are issued before the current tile is
+// folded in, so that memory stays busy through the compute and the barriers. For every tile, in registers:
 //   * folds the tile into the thread's online softmax statistics (running max m, sum s of exp(x - m)),
 //   * offers each logit to the block's top-K candidate buffer in shared memory, which admits only keys
-//     at or above a threshold: the K-th largest key seen by the last selection. Almost every logit of a long
-//     row is rejected by one compare; the few admitted ones are appended with one warp-aggregated atomic.
-// When the buffer fills up, a block-wide radix select keeps its K largest keys and raises the threshold.
-// At the end the block merges its threads' (m, s) pairs, and either sorts its K survivors and writes the
-// outputs (one block per row) or writes them with (m, s) to a small workspace that a second kernel merges
-// (row split across blocks). Logits are never written back and never re-read from global memory.
+//     at or above a threshold: the K-th largest key seen by the last selection. A thread whose largest logit
+//     of the tile is below it rejects all 16 with one compare; the few admitted keys of a warp are appended
+//     with one prefix sum and one atomic.
+// The first tile's threshold is the K-th largest of the threads' maxima in it, so that it admits little more
+// than K keys. When the buffer fills up, a block-wide radix select keeps its K largest keys and raises the
+// threshold. At the end the block merges its threads' (m, s) pairs, and either sorts its K survivors and
+// writes the outputs (one block per row) or writes them with (m, s) to a small workspace that a second kernel
+// merges (row split across blocks). Logits are never written back and never re-read from global memory.
 //
 // Candidates are 64-bit keys: the float's bits mapped to an order-preserving uint32 in the high half and
 // ~index in the low half, so a larger key means a larger logit, then a lower index. Keys of distinct
@@ -120,11 +123,11 @@ __device__ __forceinline__ u64 warp_or(u64 v) {
   return v;
 }
 
-// Keeps the k largest of the n > k keys in buf[0, n), in no particular order, in buf[0, k); sets
-// sh.count = k and sh.threshold = the smallest t with exactly k keys >= t. Keys are distinct apart from
-// zeros (empty slots), and at least k are nonzero. Radix select, 8 bits per pass, starting below the bits
-// all keys share; it stops as soon as every key of the chosen bucket is wanted. All threads must call it.
-__device__ void block_select(u64* buf, int n, int k, Shared& sh) {
+// The smallest t with exactly k of the n > k keys in buf[0, n) >= t (the same in every thread). Keys are
+// distinct apart from zeros (empty slots), and at least k are nonzero. Radix select, 8 bits per pass,
+// starting below the bits all keys share; it stops as soon as every key of the chosen bucket is wanted.
+// All threads must call it; it reads buf and writes only sh's scratch fields.
+__device__ u64 select_threshold(const u64* buf, int n, int k, Shared& sh) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
   u64 all_and = ~0ull, any_or = 0ull;
@@ -198,10 +201,16 @@ __device__ void block_select(u64* buf, int n, int k, Shared& sh) {
     hi = shift - 1;
     if (sh.in_bin == rank) break;  // all keys of this bucket are wanted: prefix is the threshold
   }
+  return prefix;
+}
 
-  // Exactly k keys are >= prefix. Move them to buf[0, k): first take what sits there already, so that no
+// Keeps the k largest of the n > k keys in buf[0, n) (as for select_threshold), in no particular order, in
+// buf[0, k); sets sh.count = k and sh.threshold to their smallest. All threads must call it.
+__device__ void block_select(u64* buf, int n, int k, Shared& sh) {
+  const int tid = threadIdx.x;
+  const u64 t = select_threshold(buf, n, k, sh);
+  // Exactly k keys are >= t. Move them to buf[0, k): first take what sits there already, so that no
   // write lands on a key another thread has yet to read.
-  const u64 t = prefix;
   const u64 mine = tid < k ? buf[tid] : 0ull;
   if (tid == 0) sh.count = 0;
   __syncthreads();
@@ -256,15 +265,52 @@ __device__ void sort_and_write(u64* buf, int n, int K, float m, float s, int* id
 
 // ---- streaming --------------------------------------------------------------------------------------
 
-__device__ __forceinline__ bool admitted(float x, int index, u64 threshold) {
-  return index >= 0 && make_key(x, index) >= threshold;
+// Admission test against the threshold key, on the float first: the 64-bit key is built only for a logit
+// equal to the threshold's value (tv = -inf when the threshold is 0 and admits every key). Equivalent to
+// make_key(x, index) >= threshold for every logit the kernel supports (not NaN).
+__device__ __forceinline__ bool admitted(float x, int index, float tv, u64 threshold) {
+  return (x > tv) | ((x == tv) & (make_key(x, index) >= threshold));  // no branches: & and | on bools
 }
 
-// Folds N logits of this thread (index < 0: no logit, x = -inf) into (m, s) and offers them to the
-// candidate buffer. Every thread of the block calls it with the same N; `filled` becomes the largest buffer
-// position + 1 this thread wrote.
-template <int N>
-__device__ __forceinline__ void absorb(const float (&x)[N], const int (&index)[N], float& m, float& s,
+// 2^x on the special function unit alone. ex2.approx.ftz is within 2 ulp and flushes results below 2^-126
+// to zero, which no sum of these terms (each row's largest term is 1) can notice; plain exp2f adds a
+// three-instruction fix-up for such results to every call.
+__device__ __forceinline__ float sfu_exp2(float x) {
+#if defined(__CUDA_ARCH__)
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return exp2f(x);
+#endif
+}
+
+__device__ __forceinline__ float threshold_value(u64 threshold) {
+  return threshold == 0ull ? -INFINITY : key_value(threshold);
+}
+
+// Where the N logits a thread absorbs come from. Tile: 4 * kVecPerThread logits of this thread's float4s
+// p = base + u * kThreads + tid; logit 4u + c is row index e0 + 4 u kThreads + c, valid when p < v_end.
+struct TileLayout {
+  int e0;    // row index of this thread's first logit in the tile
+  int room;  // v_end - base - tid: float4 u is valid when u * kThreads < room
+  __device__ __forceinline__ int index(int j) const { return e0 + 4 * kThreads * (j >> 2) + (j & 3); }
+  __device__ __forceinline__ bool valid(int j) const { return (j >> 2) * kThreads < room; }
+};
+
+// One scalar logit at `id` (id < 0: none).
+struct ScalarLayout {
+  int id;
+  __device__ __forceinline__ int index(int) const { return id; }
+  __device__ __forceinline__ bool valid(int) const { return id >= 0; }
+};
+
+// Folds the thread's N logits (invalid ones are -inf) into its online softmax statistics (m, s) and appends
+// the admitted ones to the candidate buffer: one warp-wide scan of the per-thread counts, one atomic per warp.
+// Every thread of the block calls it with the same N; `filled` becomes the buffer end after this thread's
+// keys. Most calls return after the __any_sync once the threshold has risen.
+template <int N, class Layout>
+__device__ __forceinline__ void absorb(const float (&x)[N], const Layout& at, float& m, float& s, float tv,
                                        u64 threshold, u64* buf, Shared& sh, int& filled) {
   float local_max = x[0];
 #pragma unroll
@@ -273,31 +319,48 @@ __device__ __forceinline__ void absorb(const float (&x)[N], const int (&index)[N
   if (m_new != -INFINITY) {  // one rescale per call; exp(-inf) = 0 takes care of empty slots
     float acc = 0.f;
 #pragma unroll
-    for (int j = 0; j < N; ++j) acc += exp2f((x[j] - m_new) * kLog2e);
-    s = s * exp2f((m - m_new) * kLog2e) + acc;
+    for (int j = 0; j < N; ++j) acc += sfu_exp2((x[j] - m_new) * kLog2e);
+    s = s * sfu_exp2((m - m_new) * kLog2e) + acc;
     m = m_new;
   }
 
-  bool any = false;
+  unsigned take = 0u;
+  if (local_max >= tv) {  // else no logit of this thread can be admitted: the usual case on a long row
 #pragma unroll
-  for (int j = 0; j < N; ++j) any |= admitted(x[j], index[j], threshold);
-  if (!__any_sync(kFull, any)) return;  // the common case once the threshold has risen
+    for (int j = 0; j < N; ++j) take |= (at.valid(j) & admitted(x[j], at.index(j), tv, threshold)) ? 1u << j : 0u;
+  }
+  if (!__any_sync(kFull, take != 0u)) return;
   const int lane = threadIdx.x & 31;
-  const unsigned lanes_below = (1u << lane) - 1u;
+  const int count = __popc(take);
+  int end = count;  // inclusive prefix sum of the counts over the warp's lanes
+#pragma unroll
+  for (int d = 1; d < 32; d <<= 1) {
+    const int t = __shfl_up_sync(kFull, end, d);
+    if (lane >= d) end += t;
+  }
+  int base = 0;
+  if (lane == 31) base = atomicAdd(&sh.count, end);
+  base = __shfl_sync(kFull, base, 31);
+  int pos = base + end - count;
 #pragma unroll
   for (int j = 0; j < N; ++j) {
-    const bool take = admitted(x[j], index[j], threshold);
-    const unsigned ballot = __ballot_sync(kFull, take);
-    if (ballot == 0u) continue;
-    const int leader = __ffs(ballot) - 1;
-    int base = 0;
-    if (lane == leader) base = atomicAdd(&sh.count, __popc(ballot));
-    base = __shfl_sync(kFull, base, leader);
-    if (take) {
-      const int pos = base + __popc(ballot & lanes_below);
-      buf[pos] = make_key(x[j], index[j]);
-      filled = max(filled, pos + 1);
-    }
+    if (take & (1u << j)) buf[pos++] = make_key(x[j], at.index(j));
+  }
+  if (count > 0) filled = max(filled, pos);
+}
+
+// This thread's float4s of the tile at `base`; past v_end they read as -inf and are not loaded.
+__device__ __forceinline__ void load_tile(const float4* __restrict__ xv, int base, int v_end,
+                                          float (&v)[4 * kVecPerThread]) {
+#pragma unroll
+  for (int u = 0; u < kVecPerThread; ++u) {
+    const int p = base + u * kThreads + threadIdx.x;
+    float4 q = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+    if (p < v_end) q = __ldcs(xv + p);  // streamed once: evict-first
+    v[4 * u + 0] = q.x;
+    v[4 * u + 1] = q.y;
+    v[4 * u + 2] = q.z;
+    v[4 * u + 3] = q.w;
   }
 }
 
@@ -326,6 +389,12 @@ __global__ void __launch_bounds__(kThreads, 4) partial_topk_kernel(const float* 
   const int v_end = static_cast<int>(static_cast<long long>(nvec) * (split + 1) / splits);
   const int limit = K + kSlack;
 
+  // Two tiles' worth of registers, a and b: the loads of the next tile go out before this one is folded in,
+  // and the loads of the one after it before the wait for the next, so that the loads stay in flight through
+  // the compute and the barriers (a copy from one buffer to the other would wait for them instead).
+  float a[4 * kVecPerThread], b[4 * kVecPerThread];
+  load_tile(xv, v_begin, v_end, a);
+
   if (tid == 0) {
     sh.count = 0;
     sh.threshold = 0ull;
@@ -334,40 +403,59 @@ __global__ void __launch_bounds__(kThreads, 4) partial_topk_kernel(const float* 
 
   float m = -INFINITY, s = 0.f;
   u64 threshold = 0ull;
+  float tv = -INFINITY;
   int filled = 0;
   if (split == 0 && head + tail > 0) {  // uniform over the block; adds at most 6 keys, far below limit
     float v[1] = {-INFINITY};
-    int id[1] = {-1};
+    ScalarLayout at{-1};
     if (tid < head) {
-      id[0] = tid;
+      at.id = tid;
     } else if (tid < head + tail) {
-      id[0] = head + 4 * nvec + (tid - head);
+      at.id = head + 4 * nvec + (tid - head);
     }
-    if (id[0] >= 0) v[0] = x[id[0]];
-    absorb(v, id, m, s, threshold, buf, sh, filled);
+    if (at.id >= 0) v[0] = x[at.id];
+    absorb(v, at, m, s, tv, threshold, buf, sh, filled);
   }
 
-  for (int base = v_begin; base < v_end; base += kTileVecs) {
-    float v[4 * kVecPerThread];
-    int id[4 * kVecPerThread];
+  if (v_begin < v_end && K < kThreads) {  // uniform
+    // The K-th largest of the threads' largest keys in the first tile bounds the K-th largest of the block's
+    // part from below: with it as threshold the first tile admits little more than K keys instead of all
+    // 4096, which the first selection would then have to sift. Done once, before the loop, which then carries
+    // none of its registers (a spill of the next tile's registers would wait for their loads).
+    const TileLayout at{head + 4 * (v_begin + tid), v_end - v_begin - tid};
+    u64 best = 0ull;
 #pragma unroll
-    for (int u = 0; u < kVecPerThread; ++u) {  // four independent 16-byte loads in flight per thread
-      const int p = base + u * kThreads + tid;
-      float4 q = make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
-      if (p < v_end) q = __ldcs(xv + p);  // streamed once: evict-first
-      const int e = p < v_end ? head + 4 * p : -1;
-      v[4 * u + 0] = q.x;
-      v[4 * u + 1] = q.y;
-      v[4 * u + 2] = q.z;
-      v[4 * u + 3] = q.w;
-#pragma unroll
-      for (int c = 0; c < 4; ++c) id[4 * u + c] = e < 0 ? -1 : e + c;
+    for (int j = 0; j < 4 * kVecPerThread; ++j) {
+      const u64 key = at.valid(j) ? make_key(a[j], at.index(j)) : 0ull;
+      best = key > best ? key : best;
     }
-    absorb(v, id, m, s, threshold, buf, sh, filled);
+    u64* scratch = buf + limit;  // free: the buffer holds at most the 6 head and tail keys so far
+    scratch[tid] = best;
+    if (__syncthreads_count(best != 0ull) >= K) {
+      threshold = select_threshold(scratch, kThreads, K, sh);
+      tv = threshold_value(threshold);
+      if (tid == 0) sh.threshold = threshold;
+    }
+    __syncthreads();  // scratch is read by all before the first keys may land on it
+  }
+
+  // Folds the tile at `base`, held in v, in; selects when the buffer has grown past limit.
+  auto step = [&](const float (&v)[4 * kVecPerThread], int base) {
+    const TileLayout at{head + 4 * (base + tid), v_end - base - tid};
+    absorb(v, at, m, s, tv, threshold, buf, sh, filled);
     // Before this tile the buffer held <= limit keys, after it <= limit + kTile: the allocated capacity.
     if (__syncthreads_or(filled > limit)) block_select(buf, sh.count, K, sh);
     threshold = sh.threshold;
+    tv = threshold_value(threshold);
     filled = 0;
+  };
+
+  for (int base = v_begin; base < v_end; base += 2 * kTileVecs) {  // all -inf, nothing loaded, past v_end
+    load_tile(xv, base + kTileVecs, v_end, b);
+    step(a, base);
+    if (base + kTileVecs >= v_end) break;
+    load_tile(xv, base + 2 * kTileVecs, v_end, a);
+    step(b, base + kTileVecs);
   }
   __syncthreads();
 
@@ -447,13 +535,16 @@ bool valid_shape(long long rows, int V, int K) {
   return rows >= 0 && rows <= INT_MAX && V >= 1 && K >= 1 && K <= FSTK_MAX_K && K <= V;
 }
 
-// Enough blocks for about two waves when rows alone cannot fill the GPU, each split at least two tiles
-// long, and the merge's splits * K keys within one block's shared memory.
+// One block per row when the rows fill at least half of the GPU's block slots. Otherwise as many blocks per row
+// as fit the grid in one wave, each split at least two tiles long, and the merge's splits * K keys within one
+// block's shared memory. Measured with the previous kernel on an H200 (132 SMs, 4 blocks each) at V = 128256,
+// K = 64: 512 rows took 182 us with 1 split, 209 with 2 and 237 with 3 (a second, partial wave); 32 rows
+// took 36.0 us with 8 splits and 36.5 with 15 (flat there).
 int choose_splits(int rows, int V, int K, const DeviceState& d) {
   const long long slots = static_cast<long long>(d.sms) * d.blocks_per_sm;
-  if (rows <= 0 || rows >= slots) return 1;
+  if (rows <= 0 || 2LL * rows >= slots) return 1;
   const long long by_length = (V / 4) / (kMinTilesPerSplit * kTileVecs);
-  const long long wanted = (2 * slots + rows - 1) / rows;
+  const long long wanted = slots / rows;
   const long long cap = min(kMergeCap / K, kMaxSplits);
   return static_cast<int>(max(1LL, min(min(wanted, by_length), cap)));
 }
