@@ -11,12 +11,12 @@
 #      FUSE_CHECK_NO_INSTALL=1) PYTHONPATH=. and -p pytest_llmchallenges.plugin
 #   3. the fuse suite on reference/ with every GPU test (compute-sanitizer test included)
 #   4. compute-sanitizer memcheck, racecheck (and synccheck, initcheck, for information) on the reference,
-#      outside the sandbox
+#      outside the sandbox; 4b. bench/landlock_cuda_probe.py: which part of the confinement breaks CUDA
 #   5. bench/fuse_bandwidth.py: bandwidth against copy bandwidth, naive CuPy and CuPy's row-wise max
 #   6. every mutant of tests/mutants/fuse.toml graded on the GPU (in parallel), each against the tests that
 #      must catch it
 # Logs: in $OUT when set (the device tool brings that folder back), else /tmp/fuse_gpu_check:
-# env.txt suite.txt suite.json sanitizer.txt bench.txt mutants.txt summary.txt
+# env.txt suite.txt suite.json sanitizer.txt landlock.txt bench.txt mutants.txt summary.txt
 set -u
 cd "$(dirname "$0")/.." || exit 2
 LOG=${OUT:-/tmp/fuse_gpu_check}
@@ -132,6 +132,12 @@ EOF
 tail -n 25 "$LOG/sanitizer.txt"
 v=$(grep "^VERDICT" "$LOG/sanitizer.txt" | tail -n 1 | cut -d' ' -f2-)
 note "sanitizer" "${v:-FAIL: no verdict (see sanitizer.txt)}"
+
+# ---- 4b. which confinement breaks CUDA ------------------------------------------------------------------
+banner "4b. Landlock and the CUDA runtime"
+timeout -k 5 "$(allow 45 100)" "$PY" bench/landlock_cuda_probe.py >"$LOG/landlock.txt" 2>&1
+cat "$LOG/landlock.txt"
+note "landlock" "$(grep -c '^ok' "$LOG/landlock.txt") of $(grep -cE '^(ok|FAILS|CRASH|TIMEOUT)' "$LOG/landlock.txt") variants run CUDA; failing: $(grep -E '^(FAILS|CRASH|TIMEOUT)' "$LOG/landlock.txt" | cut -c9- | cut -d'[' -f1 | tr '\n' ';')"
 
 # ---- 5. bandwidth --------------------------------------------------------------------------------------
 banner "5. bandwidth bench"

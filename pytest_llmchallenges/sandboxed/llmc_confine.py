@@ -61,8 +61,10 @@ class _PathBeneath(ctypes.Structure):
     _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-def landlock(writable: list[str]) -> str:
-    """Confine writes to ``writable`` folders; returns a short status ("landlock abi 7" or why not)."""
+def landlock(writable: list[str], *, deny_tcp: bool = True, scope_signals: bool = True) -> str:
+    """Confine writes to ``writable`` folders, and (where the kernel's ABI has them) deny TCP and signals out of
+    the sandbox; returns a short status ("landlock abi 7" or why not). The switches exist for
+    bench/landlock_cuda_probe.py, which looks for the restriction the CUDA runtime trips over."""
     if not sys.platform.startswith("linux"):
         return "unavailable (not Linux)"
     libc = ctypes.CDLL(None, use_errno=True)
@@ -71,7 +73,8 @@ def landlock(writable: list[str]) -> str:
     if abi < 1:
         return f"unavailable (errno {ctypes.get_errno()})"
     fs = _LANDLOCK_WRITE_FS | (_REFER if abi >= 2 else 0) | (_TRUNCATE if abi >= 3 else 0)
-    attr = _RulesetAttr(fs, (_NET_BIND | _NET_CONNECT) if abi >= 4 else 0, _SCOPE_SIGNAL if abi >= 6 else 0)
+    net = (_NET_BIND | _NET_CONNECT) if abi >= 4 and deny_tcp else 0
+    attr = _RulesetAttr(fs, net, _SCOPE_SIGNAL if abi >= 6 and scope_signals else 0)
     size = 24 if abi >= 6 else (16 if abi >= 4 else 8)
     ruleset = libc.syscall(_SYS_CREATE, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
