@@ -30,19 +30,6 @@ ROWS = (512, 32)
 KS = (1, 8, 64)
 
 
-def _skip_reason() -> str | None:
-    try:
-        import cupy
-    except ImportError:
-        return "CuPy is not installed"
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return "no CUDA device"
-    except Exception as exc:  # no driver, no device
-        return f"no usable CUDA device ({type(exc).__name__}: {exc})"
-    return None
-
-
 def _build_reference() -> tuple[Any, dict]:
     """The reference behind the grader's own shim, loaded with ctypes; plus its extended entry points."""
     import os
@@ -225,7 +212,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--reps", type=int, default=50)
     args = parser.parse_args()
-    reason = _skip_reason()
+    from pytest_llmchallenges.capabilities import missing
+
+    reason = missing("gpu")
     if reason:
         print(f"fuse bandwidth bench skipped: {reason}")
         return 0

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 SANDBOXED = REPO / "pytest_llmchallenges" / "sandboxed"
 
 # name: (writable folders, or None for no Landlock; deny TCP; scope signals; set no_new_privs alone)
@@ -61,19 +62,6 @@ except Exception as exc:
 """
 
 
-def _skip_reason() -> str | None:
-    try:
-        import cupy
-    except ImportError:
-        return "CuPy is not installed"
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return "no CUDA device"
-    except Exception as exc:
-        return f"no usable CUDA device ({type(exc).__name__}: {exc})"
-    return None
-
-
 def probe(name: str, variant: tuple[list[str] | None, bool, bool, bool], tmp: str) -> str:
     """One line: the variant, what the child applied, and whether CUDA worked under it."""
     writable, deny_tcp, scope, nnp = variant
@@ -94,7 +82,9 @@ def probe(name: str, variant: tuple[list[str] | None, bool, bool, bool], tmp: st
 
 
 def main() -> int:
-    reason = _skip_reason()
+    from pytest_llmchallenges.capabilities import missing
+
+    reason = missing("gpu")
     if reason:
         print(f"landlock CUDA probe skipped: {reason}")
         return 0
