@@ -11,28 +11,15 @@ otherwise. Exit status 1 if the goal is missed.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
-import time
-from pathlib import Path
-from types import ModuleType
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy loads its BLAS
+from benchutil import ROOT, best_seconds, load, single_threaded_blas
+
+single_threaded_blas()  # before numpy loads its BLAS
 
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 B, K, NEW_TOKENS, ALPHA, GOAL_S = 8, 4, 64, 0.6, 2.0
-
-
-def load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem + "_bench", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class CountingModel:
@@ -54,13 +41,12 @@ def main() -> int:
     model = ref.MinimalLM()
     first = model.next_token_log_probs(prompts)
     eos = int(np.argmin(first.max(axis=0)))  # the token least likely anywhere at the start
-    times = []
-    for _ in range(3):
+
+    def run() -> tuple[list, CountingModel]:
         counting = CountingModel(model)
-        start = time.perf_counter()
-        result = ref.batched_beam_search(prompts, K, NEW_TOKENS, ALPHA, eos, model=counting)
-        times.append(time.perf_counter() - start)
-    best = min(times)
+        return ref.batched_beam_search(prompts, K, NEW_TOKENS, ALPHA, eos, model=counting), counting
+
+    best, (result, counting) = best_seconds(run)
     lengths = sorted({len(t) for item in result for t, _ in item})
     print(f"beam_search reference: B={B}, K={K}, {NEW_TOKENS} new tokens, alpha={ALPHA}, EOS={eos}")
     print(f"  best of 3: {best:.3f} s ({1000 * best / counting.calls:.1f} ms per step over {counting.calls} steps)")

@@ -12,40 +12,16 @@ unless the environment says otherwise. Exit status 1 if a goal is missed.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
-import time
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
-from typing import Any
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy loads its BLAS
+from benchutil import ROOT, best_seconds, load, single_threaded_blas
+
+single_threaded_blas()  # before numpy loads its BLAS
 
 import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(path.stem + "_bench", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def best_seconds(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
-    """The fastest of `repeat` runs, and the last run's result."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def traced_peak(fn: Callable[[], object]) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,14 +110,16 @@ INTERNAL_MUTANTS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _kernel_edit(name: str, old: str, new: str, why: str) -> mutants_mod.Mutant:
+    """One exact edit of the reference kernel, applied (exactly once, or an error) by tests/mutants.py."""
+    edit = {"file": "fused_softmax_topk.cu", "old": old, "new": new}
+    return mutants_mod.Mutant("fuse", name, catches=[], category="wrong", why=why, edits=[edit])
+
+
 @pytest.mark.parametrize("name", sorted(INTERNAL_MUTANTS))
 def test_internal_mutant_is_caught(name: str, emu_out: Path, tmp_path: Path) -> None:
     old, new, why = INTERNAL_MUTANTS[name]
-    source = tmp_path / "fuse"
-    shutil.copytree(REFERENCE, source)
-    cu = source / "fused_softmax_topk.cu"
-    assert cu.read_text().count(old) == 1, f"{name}: the edited line is gone from the reference; update the mutant"
-    cu.write_text(cu.read_text().replace(old, new))
+    source = mutants_mod.materialise(_kernel_edit(name, old, new, why), tmp_path) / "fuse"
     assert failures(EmulatedFuse(build(source, emu_out)), stop_at_first=True), f"{name} ({why}) passed every check"
 
 
@@ -152,12 +153,9 @@ def test_reference_clean_under_asan_and_ubsan(emu_out: Path) -> None:
 
 def test_asan_reports_a_read_past_the_logits(emu_out: Path, tmp_path: Path) -> None:
     """The sanitizer build is armed: a tail index off by one reads past the last row."""
-    source = tmp_path / "fuse"
-    shutil.copytree(REFERENCE, source)
-    cu = source / "fused_softmax_topk.cu"
     old = "at.id = head + 4 * nvec + (tid - head);"
-    assert cu.read_text().count(old) == 1
-    cu.write_text(cu.read_text().replace(old, old[:-1] + " + 1;"))
+    edit = _kernel_edit("tail_index_plus_one", old, old[:-1] + " + 1;", "reads one logit past the row's end")
+    source = mutants_mod.materialise(edit, tmp_path) / "fuse"
     proc = _asan_run(build(source, emu_out, sanitize=True))
     assert "heap-buffer-overflow" in proc.stderr, proc.stderr[-3000:]
 

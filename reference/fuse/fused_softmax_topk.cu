@@ -444,9 +444,11 @@ __global__ void __launch_bounds__(kThreads, 4) partial_topk_kernel(const float* 
     const TileLayout at{head + 4 * (base + tid), v_end - base - tid};
     absorb(v, at, m, s, tv, threshold, buf, sh, filled);
     // Before this tile the buffer held <= limit keys, after it <= limit + kTile: the allocated capacity.
-    if (__syncthreads_or(filled > limit)) block_select(buf, sh.count, K, sh);
-    threshold = sh.threshold;
-    tv = threshold_value(threshold);
+    if (__syncthreads_or(filled > limit)) {  // only a selection moves the threshold
+      block_select(buf, sh.count, K, sh);
+      threshold = sh.threshold;
+      tv = threshold_value(threshold);
+    }
     filled = 0;
   };
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-GUARD = 256
-SENTINEL = 0xA5
+from pytest_llmchallenges.sandboxed.llmc_drive_fuse import GUARD, SENTINEL  # the grading driver's layout
+
 MAX_DEVICES = 64  # the emulator's device count; each configure() moves to a fresh device ordinal
 
 
