@@ -290,9 +290,10 @@ def _with_required_group(fn: Callable[..., Any], values: dict[str, Any]) -> dict
 
 
 def _call_quantizer(sub: Submission, fn: Callable[..., Any], w: np.ndarray) -> dict:
-    """The answer's own group size is what is graded: 128 is passed only where the function requires a value."""
+    """The answer's own group size is what is graded: 128 is passed only where the function requires a value.
+    A callable without an inspectable signature (``mx.custom_function``) takes the weight positionally."""
     values = _with_required_group(fn, {"w": _like(sub, w.astype(np.float32))})
-    args, kwargs = _bind(fn, values, ["w"])
+    args, kwargs = _bind(fn, values, ["w"]) if _params(fn) else ((values["w"],), {})
     return _read_projection(sub.call(fn, *args, **kwargs), w, _name(fn))
 
 
@@ -346,7 +347,7 @@ class Layer:
         return f"class {self.cls.__name__} (weight attribute {self.attr!r}{layout})"
 
 
-def _layer(sub: Submission, in_features: int = 32, out_features: int = 16) -> Callable[[int, int], Layer]:
+def _layer(sub: Submission, in_features: int = 2 * GROUP, out_features: int = GROUP) -> Callable[[int, int], Layer]:
     def probe(cls: Any) -> Callable[[int, int], Layer]:
         if not isinstance(cls, type):
             raise InterfaceError(f"{cls!r} is not a class")
@@ -891,6 +892,6 @@ def latent_dtype(sub: Submission) -> dict:
     skip = _need_framework(sub)
     if skip:
         return skip
-    layer = _layer(sub)(256, 64)
+    layer = _layer(sub)(2 * GROUP, GROUP)
     dtype = getattr(layer.obj, layer.attr).dtype
     return {"framework": "mlx", "dtype": str(dtype).rsplit(".", 1)[-1], "how": layer.describe()}
