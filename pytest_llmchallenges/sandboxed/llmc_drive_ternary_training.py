@@ -134,8 +134,8 @@ _NAMES = {
     "data": r"^(data|tokens|ids|arr|dataset|train_data|source|seq|token_ids|encoded|split|corpus|text"
     r"|train_ids)$",
     "batch_size": r"^(batch_size|bs|b|n_batch|batch_sz|nb)$",
-    "seq_len": r"^(seq_len|block_size|context(_len(gth)?)?|ctx(_len)?|t|seq_length|length|n_ctx|max_len|window"
-    r"|seqlen)$",
+    "seq_len": r"^(seq_len|max_seq_len|block_size|context(_len(gth)?)?|ctx(_len)?|t|seq_length|length|n_ctx|max_len"
+    r"|window|seqlen)$",
     "rng": r"^(rng|generator|random_state|gen|rs)$",
     "seed": r"^seed$",
     "params": r"^(params|parameters|named_params|param_dict|weights|model_params|param_list)$",
@@ -719,31 +719,113 @@ def _own_batch(tokens: np.ndarray, batch_size: int, seq_len: int, rng: np.random
     return x, y
 
 
-def _batcher(sub: Submission, tokens: np.ndarray, batch_size: int, seq_len: int) -> tuple[Callable[[], tuple], str]:
-    rng = np.random.default_rng(0)
-    if not sub.candidates("batch"):
-        return (lambda: _own_batch(tokens, batch_size, seq_len, rng)), "the grader's batching (no batch function found)"
+class _Tokenizer:
+    """Stands in for an answer's tokenizer (a Hugging Face one cannot be downloaded here): ``encode`` of any text
+    returns the grader's token stream, so a batching function that tokenizes for itself batches those tokens."""
 
-    def probe(fn: Any) -> Callable[[], tuple]:
-        values = {"data": _like(sub, tokens), "batch_size": batch_size, "seq_len": seq_len, "rng": rng, "seed": 0}
+    def __init__(self, tokens: np.ndarray) -> None:
+        self.tokens = tokens
+        self.vocab_size = int(tokens.max()) + 1
+        self.eos_token_id = self.bos_token_id = self.pad_token_id = None
+
+    def encode(self, text: str, *args: Any, **kwargs: Any) -> list[int]:
+        return [int(t) for t in self.tokens]
+
+    def __call__(self, text: str, *args: Any, **kwargs: Any) -> dict:
+        return {"input_ids": self.encode(text)}
+
+
+def _read_batch(out: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(x, y) from what a batching function returned; (windows, None) when it returns token windows only
+    (the shift into inputs and targets is then made by its caller)."""
+    if inspect.isgenerator(out):
+        out = next(out)
+    if isinstance(out, dict):
+        x = next((out[k] for k in ("x", "inputs", "input_ids", "input") if k in out), None)
+        y = next((out[k] for k in ("y", "targets", "labels", "target") if k in out), None)
+        if x is not None and y is not None:
+            out = (x, y)
+    if isinstance(out, (tuple, list)) and len(out) == 2 and not isinstance(out[0], (int, np.integer)):
+        try:
+            x, y = (to_numpy(v, "batch").astype(np.int64) for v in out)
+            if x.shape == y.shape and x.ndim in (1, 2):
+                return x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+        except InterfaceError:
+            pass
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], (tuple, list)) and len(out[0]) == 2:
+        return _read_batch(out[0])  # a list of (x, y) batches
+    if isinstance(out, (tuple, list)):
+        out = [to_numpy(v, "batch window") for v in out[:64]]
+        if len({a.shape for a in out}) != 1:
+            raise InterfaceError(f"batch windows of shapes {sorted({a.shape for a in out})[:3]}")
+        out = np.stack(out)
+    arr = to_numpy(out, "batch").astype(np.int64)
+    if arr.ndim < 2:
+        raise InterfaceError(f"batch of shape {arr.shape}")
+    return arr.reshape(-1, arr.shape[-1]), None
+
+
+def _call_batcher(
+    sub: Submission, fn: Callable[..., Any], tokens: np.ndarray, batch_size: int, seq_len: int, rng: np.random.Generator
+) -> Any:
+    """The batching function called with its own signature: token data or (tokenizer, text), sizes, a generator."""
+    names = [p.name.lower() for p in _params(fn)]
+    values: dict[str, Any] = {"batch_size": batch_size, "seq_len": seq_len, "rng": rng, "seed": 0}
+    if any(re.search(r"tok(enizer)?$|^enc(oder)?$", n) for n in names):
+        tok_name = next(p.name for p in _params(fn) if re.search(r"tok(enizer)?$|^enc(oder)?$", p.name.lower()))
+        values["data"] = "text " * 64
+        args, kwargs = bind_by_name(
+            fn,
+            {**values, "tok": _Tokenizer(tokens)},
+            {"tok": f"^{tok_name.lower()}$", **{k: _NAMES[k] for k in values}},
+            ["tok", "data", "batch_size", "seq_len"],
+        )
+    else:
+        values["data"] = _like(sub, tokens)
         args, kwargs = _bind(fn, values, ["data", "batch_size", "seq_len"])
+    return sub.call(fn, *args, **kwargs)
 
-        def draw() -> tuple:
-            out = sub.call(fn, *args, **kwargs)
-            if inspect.isgenerator(out):
-                out = next(out)
-            if isinstance(out, dict):
-                out = (out.get("x", out.get("inputs")), out.get("y", out.get("targets", out.get("labels"))))
-            x, y = (to_numpy(v, "batch").astype(np.int64) for v in out[:2])
-            if x.shape != y.shape or x.ndim != 2:
-                raise InterfaceError(f"{_name(fn)} returned batches of shapes {x.shape} and {y.shape}")
+
+def batch_pairs(sub: Submission, tokens: np.ndarray, batch_size: int, seq_len: int) -> dict:
+    """What the answer's batching function makes of ``tokens``: {how, x, y} for (inputs, targets) pairs,
+    {how, windows} for plain windows, {tried} when no batching function can be driven (a failed probe)."""
+    skip = _need_framework(sub)
+    if skip:
+        return skip
+    tried = []
+    for cand in sub.candidates("batch")[:6]:
+        try:
+            fn = cand.load()
+            x, y = _read_batch(_call_batcher(sub, fn, tokens, batch_size, seq_len, np.random.default_rng(0)))
+        except Exception as exc:  # a failed probe: InterfaceError, SubmissionError, anything the call raised
+            tried.append(f"{cand}: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}")
+            continue
+        if y is None:
+            return {"how": f"batching {cand}", "windows": x[:64]}
+        return {"how": f"batching {cand}", "x": x[:64], "y": y[:64]}
+    return {"tried": tried}
+
+
+def _batcher(sub: Submission, tokens: np.ndarray, batch_size: int, seq_len: int) -> tuple[Callable[[], tuple], str]:
+    """The answer's batching where it yields (inputs, targets) pairs, else the grader's (noted in ``how``)."""
+    rng = np.random.default_rng(0)
+    for cand in sub.candidates("batch")[:6]:
+        try:
+            fn = cand.load()
+            _, y = _read_batch(_call_batcher(sub, fn, tokens, batch_size, seq_len, rng))
+        except Exception:  # a failed probe
+            continue
+        if y is None:
+            continue
+
+        def draw(fn: Callable[..., Any] = fn) -> tuple:
+            x, y = _read_batch(_call_batcher(sub, fn, tokens, batch_size, seq_len, rng))
+            if y is None:
+                raise InterfaceError(f"{_name(fn)} stopped returning (inputs, targets)")
             return x, y
 
-        draw()
-        return draw
-
-    fn, draw = sub.first_working("batch", probe)
-    return draw, f"batching {_name(fn)}"
+        return draw, f"batching {cand}"
+    return (lambda: _own_batch(tokens, batch_size, seq_len, rng)), "the grader's batching (no (x, y) batch function)"
 
 
 def _scalar(value: Any) -> float:
@@ -793,32 +875,76 @@ def _optimizer(sub: Submission, model: Any, lr: float) -> Any:
     raise sub.interface_error("optimizer", tried=problems or None)
 
 
-def _mlx_stepper(sub: Submission, model: Any, lr: float) -> tuple[Callable[[Any, Any], float], str]:
-    mx, nn = _mlx()
-    import mlx.optimizers as optim
+def _loss_caller(sub: Submission, fn: Callable[..., Any]) -> Callable[[Any, Any, Any], Any]:
+    """loss(model, x, y) for the answer's loss function: (model, x, y) or (model, batch) where the batch is the
+    token windows and the function makes the shift itself (it then gets x with y's last token appended)."""
+    mx = _mlx()[0]
+    required = [p for p in _params(fn) if p.default is p.empty]
+    names = [p.name.lower() for p in required]
+    takes_y = any(re.search(_NAMES["y"], n) for n in names) or len(required) >= 3
 
-    if sub.candidates("train_step"):
-        try:
-            return _numpy_stepper(sub, model, lr)
-        except InterfaceError:
-            pass
-    fn = sub.role("loss")
-    opt = optim.AdamW(learning_rate=lr)
-
-    def loss_of(m, x, y):
-        args, kwargs = _bind(fn, {"model": m, "x": x, "y": y}, ["model", "x", "y"])
+    def loss_of(m: Any, x: Any, y: Any) -> Any:
+        if takes_y:
+            args, kwargs = _bind(fn, {"model": m, "x": x, "y": y}, ["model", "x", "y"])
+        else:
+            windows = mx.concatenate([x, y[:, -1:]], axis=1)
+            args, kwargs = _bind(fn, {"model": m, "x": windows, "batch": windows}, ["model", "x"])
         out = fn(*args, **kwargs)
         return out[0] if isinstance(out, (tuple, list)) else out
 
-    value_and_grad = nn.value_and_grad(model, loss_of)
+    return loss_of
 
-    def step(x, y):
-        loss, grads = sub.call(value_and_grad, model, mx.array(x), mx.array(y))
-        opt.update(model, grads)
-        mx.eval(model.parameters(), opt.state)
-        return float(loss.item())
 
-    return step, f"loss {_name(fn)} under nn.value_and_grad + mlx AdamW"
+def _mlx_stepper(sub: Submission, model: Any, lr: float, first: tuple) -> tuple[Callable[[Any, Any], float], str]:
+    """The answer's train step (given mlx AdamW where it takes an optimizer), else its loss function under
+    nn.value_and_grad, else the grader's cross-entropy; each probed with one step on ``first``."""
+    mx, nn = _mlx()
+    import mlx.optimizers as optim
+
+    tried = []
+    for cand in sub.candidates("train_step")[:4]:
+        try:
+            fn = cand.load()
+            names = [p.name.lower() for p in _params(fn)]
+            values: dict[str, Any] = {"model": model, "lr": lr}
+            if any(re.search(_NAMES["optimizer"], n) for n in names):
+                values["optimizer"] = optim.AdamW(learning_rate=lr)
+            step = _bound_step(sub, fn, values)
+            step(*first)
+            return step, f"train step {cand} with mlx AdamW"
+        except Exception as exc:  # a failed probe
+            tried.append(f"{cand}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}")
+    opt = optim.AdamW(learning_rate=lr)
+    options: list[tuple[str, Callable[[Any, Any, Any], Any]]] = []
+    for cand in sub.candidates("loss")[:4]:
+        try:
+            options.append((f"loss {cand}", _loss_caller(sub, cand.load())))
+        except Exception as exc:  # a failed probe
+            tried.append(f"{cand}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}")
+
+    def grader_loss(m: Any, x: Any, y: Any) -> Any:
+        logits = m(x)
+        logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+        return nn.losses.cross_entropy(logits, y).mean()
+
+    options.append(("the grader's cross-entropy on the model's logits", grader_loss))
+    for label, loss_of in options:
+        value_and_grad = nn.value_and_grad(model, loss_of)
+
+        def step(x: Any, y: Any, value_and_grad: Any = value_and_grad) -> float:
+            loss, grads = sub.call(value_and_grad, model, mx.array(x), mx.array(y))
+            opt.update(model, grads)
+            mx.eval(model.parameters(), opt.state)
+            return float(loss.item())
+
+        try:
+            step(*first)
+        except Exception as exc:  # a failed probe
+            tried.append(f"{label}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}")
+            continue
+        note = f" (not driven: {'; '.join(tried)[:300]})" if tried else ""
+        return step, f"{label} under nn.value_and_grad + mlx AdamW{note}"
+    raise InterfaceError("no way to train the model: " + "; ".join(tried)[:600])
 
 
 def train(
@@ -838,7 +964,10 @@ def train(
         return skip
     model, built = build_model(sub, vocab)
     draw, batching = _batcher(sub, tokens, batch_size, seq_len)
-    stepper, stepping = (_mlx_stepper if framework(sub) == "mlx" else _numpy_stepper)(sub, model, lr)
+    if framework(sub) == "mlx":
+        stepper, stepping = _mlx_stepper(sub, model, lr, draw())
+    else:
+        stepper, stepping = _numpy_stepper(sub, model, lr)
     losses = []
     for _ in range(steps):
         x, y = draw()

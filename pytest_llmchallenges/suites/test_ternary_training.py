@@ -35,6 +35,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges.grading import GradingFailure, assert_close, wrong
+from pytest_llmchallenges.oracles import ternary_source
 
 CHALLENGE = "ternary_training"
 GROUP = 128
@@ -237,13 +238,67 @@ def test_all_linear_layers_ternary(sandbox, rng):
               f"ternary projection: {names}; via {out['how']}")  # fmt: skip
 
 
-def test_loss_floor_on_random_tokens(sandbox, rng):
-    """The answer's batching + train step on uniformly random tokens (vocab 64, 60 steps): next-token loss
-    cannot go below ln(64) = 4.159 but by sampling noise. Inputs and labels shifted the wrong way (predicting
-    the current or the previous token, which the model can copy) drive it far below."""
+def _shift_findings(challenge_dir: Path) -> tuple[list[str], list[str]]:
+    """(defects, confirmations) from the (inputs, labels) slices the answer's source cuts from one sequence."""
+    bad, good = [], []
+    for shift in ternary_source.label_shifts(challenge_dir):
+        if shift.offset == 1:
+            good.append(f"source: {shift.describe()}")
+        elif shift.offset is not None:
+            what = (
+                "the current token (labels = inputs)"
+                if shift.offset == 0
+                else ("the previous token" if shift.offset == -1 else f"the token {shift.offset:+d} positions away")
+            )
+            bad.append(f"labels are shifted the wrong way: {shift.describe()} makes the label at each position "
+                       f"{what}, not the next one, so the model learns to copy")  # fmt: skip
+    return bad, good
+
+
+def _batch_findings(sandbox, rng) -> tuple[list[str], list[str], str]:
+    """(defects, confirmations, what was tried) from the answer's batching function on a stream of distinct
+    tokens, where each token names its position: the target of x[t] must be the token after it."""
+    stream = rng.permutation(6000)
+    out = _run(sandbox, "batch_pairs", stream, 4, 16)
+    if "y" not in out:
+        tried = "; ".join(out.get("tried", [])) or f"{out.get('how', 'batching')} returns windows only"
+        return [], [], tried
+    position = np.empty(stream.size, dtype=np.int64)
+    position[stream] = np.arange(stream.size)
+    x, y = np.asarray(out["x"]), np.asarray(out["y"])
+    if x.min() < 0 or y.min() < 0 or max(x.max(), y.max()) >= stream.size:
+        return [], [], f"{out['how']} returned tokens outside the stream it was given"
+    offsets = position[y] - position[x]
+    if np.all(offsets == 1):
+        return [], [f"{out['how']}: every target is the next token"], ""
+    common = int(np.bincount(offsets.ravel() - offsets.min()).argmax() + offsets.min())
+    return [f"{out['how']}: targets are not the next tokens ({float(np.mean(offsets != 1)):.0%} of them; the "
+            f"usual offset is {common:+d} positions instead of +1)"], [], ""  # fmt: skip
+
+
+def test_loss_floor_on_random_tokens(sandbox, rng, challenge_dir, llm_note):
+    """Targets are the next tokens. Observed three ways, each where it is robust: (1) the (inputs, labels)
+    slices the source cuts from one sequence (``inputs = b[1:]; labels = b[:-1]`` is the copy bug, wherever
+    it sits, a ``main()`` included); (2) the answer's batching function, with its own signature, on a stream
+    of distinct tokens: y[t] must be the token after x[t]; (3) the answer's tiny model trained 60 steps on
+    uniformly random tokens (vocab 64) with its own step or loss: the loss cannot go below ln(64) = 4.159 but
+    by sampling noise, unless targets leak into the inputs (a wrong shift, or attention that sees the future)."""
+    bad, good = _shift_findings(challenge_dir)
+    if bad:
+        wrong(bad[0])
+    batch_bad, batch_good, tried = _batch_findings(sandbox, rng)
+    if batch_bad:
+        wrong(batch_bad[0])
+    good += batch_good
     vocab = 64
     tokens = rng.integers(0, vocab, size=20_000)
-    out = _run(sandbox, "train", tokens, vocab, 60, 8, 32, 3e-3)
+    try:
+        out = _run(sandbox, "train", tokens, vocab, 60, 8, 32, 3e-3)
+    except GradingFailure as exc:
+        if exc.category != "interface" or not good:
+            raise
+        llm_note(f"targets checked by {'; '.join(good)[:300]}; training not driven: {exc.reason[:200]}")
+        return
     losses = np.asarray(out["losses"], dtype=np.float64)
     if not np.all(np.isfinite(losses)):
         wrong(f"training loss became NaN/inf on random tokens: {losses[:8]}; via {out['how']}")
@@ -255,17 +310,32 @@ def test_loss_floor_on_random_tokens(sandbox, rng):
               f"tokens: the targets are not the next tokens (or leak into the inputs); via {out['how']}")  # fmt: skip
     if float(losses.min()) < floor - 0.5:
         wrong(f"a batch loss of {losses.min():.3f} on random tokens is far below ln(V) = {floor:.3f}")
+    checked = "; ".join(good) or f"training only (batching not driven: {tried[:200]})"
+    llm_note(f"targets: {checked[:300]}; random-token loss {late:.3f} vs ln V {floor:.3f} via {out['how'][:200]}")
 
 
-def test_validation_split_disjoint(sandbox, rng):
-    """The answer's train/validation split on a text of unique random paragraphs: both parts nonempty, and no
-    validation paragraph (nor any 48-character stretch of one) occurs in the training part. A validation set
-    that is also trained on makes the reported perplexity meaningless (the prompt asks for a held-out portion)."""
+def test_validation_split_disjoint(sandbox, rng, challenge_dir, llm_note):
+    """The validation part is held out (the prompt asks for a held-out portion; one that is also trained on
+    makes the reported perplexity meaningless). Read in the source where the split is inline: a validation
+    slice of a sequence must not overlap the training slice of it, nor be cut from a sequence that is trained on
+    whole. Driven where the answer has a split function: on a text of unique random paragraphs both parts are
+    nonempty and no validation paragraph (nor any 48-character stretch of one) occurs in the training part."""
+    static = ternary_source.validation_splits(challenge_dir)
+    leaks = [sp for sp in static if sp.overlap]
+    if leaks:
+        wrong(f"the validation data is also trained on: {leaks[0].describe()}")
+    held_out = [sp for sp in static if sp.overlap is False]
     words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), size=rng.integers(3, 9))) for _ in range(400)]
     paragraphs = [f"P{i:03d} " + " ".join(rng.choice(words, size=40)) + "." for i in range(60)]
     text = "\n\n".join(paragraphs) + "\n"
     tokens = np.concatenate([rng.permutation(1000) for _ in range(3)]) + np.repeat(np.arange(3) * 1000, 1000)
-    out = _run(sandbox, "split", text, tokens)
+    try:
+        out = _run(sandbox, "split", text, tokens)
+    except GradingFailure as exc:
+        if exc.category != "interface" or not held_out:
+            raise
+        llm_note(f"held out in the source: {held_out[0].describe()}; no split function driven")
+        return
     train, val = out["train"], out["validation"]
     if len(train) == 0 or len(val) == 0:
         wrong(f"{out['how']}: empty part (train {len(train)}, validation {len(val)})")
