@@ -457,7 +457,7 @@ def _config_values(vocab: int) -> dict[str, Any]:
         "layers": 2,
         "heads": 4,
         "kv_heads": 2,
-        "head_dim": 32,
+        "head_dim": 64,
         "ffn": 256,
         "ctx": 64,
     }
@@ -537,6 +537,9 @@ def _dict_config(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+MAX_PARAMETERS = 20_000_000  # a model built from an answer's own default configuration must train on CPU
+
+
 def _logits(sub: Submission, model: Any, ids: np.ndarray, vocab: int) -> np.ndarray:
     fwd = _forward(model)
     out = sub.call(fwd, _like(sub, ids))
@@ -550,9 +553,47 @@ def _logits(sub: Submission, model: Any, ids: np.ndarray, vocab: int) -> np.ndar
     return arr.reshape(-1, vocab)
 
 
-def build_model(sub: Submission, vocab: int) -> tuple[Any, str]:
+def _model_vocab(sub: Submission, model: Any, ids: np.ndarray, least: int) -> int:
+    """The vocabulary of a model built from the answer's own configuration: the last axis of its logits, which
+    must hold the grader's token ids."""
+    out = sub.call(_forward(model), _like(sub, ids))
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    if isinstance(out, dict):
+        out = next(v for k, v in out.items() if "logit" in str(k).lower())
+    shape = tuple(getattr(out, "shape", ()))
+    if len(shape) < 2 or shape[-1] < least:
+        raise InterfaceError(f"model output has shape {shape}; expected logits over at least {least} tokens")
+    return int(shape[-1])
+
+
+def _parameter_count(model: Any) -> int:
+    return sum(int(np.prod(getattr(_get(c, k), "shape", ()))) for _, c, k in _weights(model))
+
+
+def _default_attempts(sub: Submission, ctor: Any) -> list[tuple[str, Callable[[], Any]]]:
+    """The answer's own default configuration: the constructor without arguments, or given an instance of its
+    config class made without arguments (rule: a model built from the answer's own configuration passes)."""
+    attempts = []
+    if all(p.default is not p.empty for p in _params(ctor)):
+        attempts.append((f"{_name(ctor)}() (its default configuration)", lambda: sub.call(ctor)))
+    for cand in sub.candidates("config")[:3]:
+
+        def with_default(cand: Any = cand) -> Any:
+            cls = cand.load()
+            if any(p.default is p.empty for p in _params(cls)):
+                raise InterfaceError(f"{cand.name} has required parameters")
+            return sub.call(ctor, sub.call(cls))
+
+        attempts.append((f"{_name(ctor)}({cand.name}()) (its default configuration)", with_default))
+    return attempts
+
+
+def build_model(sub: Submission, vocab: int) -> tuple[Any, str, int]:
+    """(model, how it was built, its vocabulary): the tiny configuration where the constructor takes one, else
+    the answer's own default configuration when it is small enough to train here."""
     ids = (np.arange(16) % vocab).reshape(1, 16).astype(np.int64)
     problems = []
+    ctors = []
     for cand in sub.candidates("model")[:6]:
         try:
             ctor = cand.load()
@@ -563,17 +604,28 @@ def build_model(sub: Submission, vocab: int) -> tuple[Any, str]:
             r"ternar.*(linear|embed)|bitlinear|rmsnorm|attention|mlp", cand.name.lower()
         ):
             continue
+        ctors.append(ctor)
         for label, attempt in _build_attempts(sub, ctor, vocab):
             try:
                 model = attempt()
                 _logits(sub, model, ids, vocab)
-                return model, label
-            except Exception as exc:  # InterfaceError and SubmissionError included
+                return model, label, vocab
+            except Exception as exc:  # a failed probe: InterfaceError and SubmissionError included
+                problems.append(f"{label}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
+    for ctor in ctors:
+        for label, attempt in _default_attempts(sub, ctor):
+            try:
+                model = attempt()
+                size = _parameter_count(model)
+                if size > MAX_PARAMETERS:
+                    raise InterfaceError(f"{size:,} parameters, more than {MAX_PARAMETERS:,} can train here")
+                return model, label, _model_vocab(sub, model, ids, vocab)
+            except Exception as exc:  # a failed probe
                 problems.append(f"{label}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
     raise sub.interface_error(
         "model",
         tried=problems[:8] or None,
-        hint="the model must accept a configuration (vocab, hidden size, layers, heads)",
+        hint="the model must accept a configuration (vocab, hidden size, layers, heads) or default to a small one",
     )
 
 
@@ -707,8 +759,8 @@ def model_weights(sub: Submission, vocab: int, ids: np.ndarray) -> dict:
     skip = _need_framework(sub)
     if skip:
         return skip
-    model, how = build_model(sub, vocab)
-    return {"how": how, "weights": _weight_effects(sub, model, vocab, ids)}
+    model, how, vocab = build_model(sub, vocab)
+    return {"how": how, "vocab": vocab, "weights": _weight_effects(sub, model, vocab, ids)}
 
 
 # -- data and training -------------------------------------------------------------------------------------------------
@@ -962,7 +1014,7 @@ def train(
     skip = _need_framework(sub)
     if skip:
         return skip
-    model, built = build_model(sub, vocab)
+    model, built, vocab = build_model(sub, vocab)
     draw, batching = _batcher(sub, tokens, batch_size, seq_len)
     if framework(sub) == "mlx":
         stepper, stepping = _mlx_stepper(sub, model, lr, draw())

@@ -215,18 +215,20 @@ def test_ste_gradient_identity(sandbox, rng):
 
 
 def test_all_linear_layers_ternary(sandbox, rng):
-    """At a tiny Qwen3-style configuration (vocab 64, hidden 128, 2 layers, 4 query / 2 key-value heads), every
-    matrix of the model is used through its ternary projection: swapping its latent weights for another matrix
-    with the same group-of-128 projection leaves the logits unchanged, while a different projection moves
-    them. The embedding and the LM head count; RMSNorm gains (1-D) may stay float."""
-    ids = rng.integers(0, 64, size=(1, 12))
-    out = _run(sandbox, "model_weights", 64, ids)
+    """At a tiny Qwen3-style configuration (vocab 128, hidden 128, 2 layers, 4 query / 2 key-value heads of 64;
+    or the answer's own default configuration where its constructor takes no sizes), every matrix of the model is
+    used through its ternary projection: swapping its latent weights for another matrix with the same
+    group-of-128 projection leaves the logits unchanged, while a different projection moves them. The embedding
+    and the LM head count; RMSNorm gains (1-D) may stay float."""
+    ids = rng.integers(0, 128, size=(1, 12))
+    out = _run(sandbox, "model_weights", 128, ids)
+    vocab = out.get("vocab", 128)
     used = [e for e in out["weights"] if e["reversed"] > UNUSED_TOL]
     if len(used) < 2 * 7 + 1:
         wrong(f"found {len(used)} weight matrices that affect the logits; a 2-layer model has at least 15 "
               f"(7 projections per layer, embedding/LM head); via {out['how']}")  # fmt: skip
-    if not any(64 in e["shape"] for e in used):
-        wrong(f"no matrix with the vocabulary (64) in its shape affects the logits; via {out['how']}")
+    if not any(vocab in e["shape"] for e in used):
+        wrong(f"no matrix with the vocabulary ({vocab}) in its shape affects the logits; via {out['how']}")
     floats = [e for e in used if min(e["same_projection_last"], e["same_projection_first"]) > SAME_PROJECTION_TOL]
     if floats:
         names = ", ".join(
