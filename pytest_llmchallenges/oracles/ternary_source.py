@@ -115,26 +115,33 @@ def _last_slice(value: ast.expr) -> tuple[str, ast.Slice] | None:
     return None
 
 
-def _cuts(file: str, nodes: list[ast.AST]) -> list[Cut]:
-    cuts = []
+def _assigned(nodes: list[ast.AST]) -> list[tuple[ast.Assign, str, ast.expr]]:
+    """(statement, name, value) for every ``name = value`` in the scope, tuple unpacking included."""
+    out = []
     for node in nodes:
         if not isinstance(node, ast.Assign):
             continue
-        pairs: list[tuple[ast.expr, ast.expr]] = []
         for target in node.targets:
             if isinstance(target, ast.Name):
-                pairs.append((target, node.value))
+                out.append((node, target.id, node.value))
             elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
-                pairs += list(zip(target.elts, node.value.elts, strict=False))
-        for target, value in pairs:
-            if not isinstance(target, ast.Name):
-                continue
-            found = _last_slice(value)
-            if found is None:
-                continue
-            base, sl = found
-            text = f"{target.id} = {ast.unparse(value)}"
-            cuts.append(Cut(file, node.lineno, target.id, base, sl.lower, sl.upper, text[:120]))
+                out += [
+                    (node, t.id, v)
+                    for t, v in zip(target.elts, node.value.elts, strict=False)
+                    if isinstance(t, ast.Name)
+                ]
+    return out
+
+
+def _cuts(file: str, nodes: list[ast.AST]) -> list[Cut]:
+    cuts = []
+    for node, name, value in _assigned(nodes):
+        found = _last_slice(value)
+        if found is None:
+            continue
+        base, sl = found
+        text = f"{name} = {ast.unparse(value)}"
+        cuts.append(Cut(file, node.lineno, name, base, sl.lower, sl.upper, text[:120]))
     return cuts
 
 
@@ -209,14 +216,16 @@ def label_shifts(folder: Path) -> list[Shift]:
 
 
 def _whole_use(base: str, nodes: list[ast.AST], skip_line: int) -> str | None:
-    """A call in the scope that takes ``base`` whole and looks like it trains on it."""
+    """A call in the scope that takes ``base`` whole (or a name bound to it: ``train_text = text``) and looks
+    like it trains on it."""
+    names = {base} | {name for _, name, value in _assigned(nodes) if ast.unparse(value) == base}
     for node in nodes:
         if not isinstance(node, ast.Call) or getattr(node, "lineno", 0) == skip_line:
             continue
         name = ast.unparse(node.func).rsplit(".", 1)[-1]
         if not _TRAINS_ON.search(name.lower()):
             continue
-        if any(isinstance(a, (ast.Name, ast.Attribute)) and ast.unparse(a) == base for a in node.args):
+        if any(isinstance(a, (ast.Name, ast.Attribute)) and ast.unparse(a) in names for a in node.args):
             return f"{ast.unparse(node)[:80]} (line {node.lineno}) uses {base} whole"
     return None
 

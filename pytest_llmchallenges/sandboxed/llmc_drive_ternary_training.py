@@ -486,14 +486,22 @@ def _build_attempts(sub: Submission, ctor: Any, vocab: int) -> list[tuple[str, C
 
         attempts.append((f"{_name(ctor)}({cand.name}(...))", with_config))
 
+    try:
+        bound = _bind(ctor, _with_required_group(ctor, values), [])
+    except InterfaceError:
+        bound = None
+
     def with_kwargs():
-        args, kwargs = _bind(ctor, _with_required_group(ctor, values), [])
-        return sub.call(ctor, *args, **kwargs)
+        if bound is None:
+            return _bind(ctor, _with_required_group(ctor, values), [])  # raises: the probe fails
+        return sub.call(ctor, *bound[0], **bound[1])
 
     def with_dict():
         return sub.call(ctor, _fill_config({k: v for k, v in _dict_config(values).items()}, values))
 
-    attempts += [(f"{_name(ctor)}(**tiny config)", with_kwargs), (f"{_name(ctor)}(dict config)", with_dict)]
+    sized = bound is None or bound[0] or bound[1]
+    kwargs_label = f"{_name(ctor)}(**tiny config)" if sized else f"{_name(ctor)}() (its default configuration)"
+    attempts += [(kwargs_label, with_kwargs), (f"{_name(ctor)}(dict config)", with_dict)]
     return attempts
 
 
