@@ -896,7 +896,16 @@ def _scalar(value: Any) -> float:
     return float(to_numpy(value, "loss").reshape(-1)[0])
 
 
-def _numpy_stepper(sub: Submission, model: Any, lr: float) -> tuple[Callable[[Any, Any], float], str]:
+def _declared(fn: Callable[..., Any], keys: list[str]) -> bool:
+    """Whether every required parameter of ``fn`` is bound by its name (not by a positional guess): only then is
+    an exception from the call the answer's error rather than a failed probe."""
+    required = [p.name.lower() for p in _params(fn) if p.default is p.empty]
+    return bool(required) and all(any(re.search(_NAMES[k], n) for k in keys) for n in required)
+
+
+def _numpy_stepper(sub: Submission, model: Any, lr: float, first: tuple) -> tuple[Callable[[Any, Any], float], str]:
+    """The answer's train step (with its optimizer), probed with one step on ``first``. An exception is a failed
+    probe unless every parameter was bound by name, where it is the answer's own error."""
     problems = []
     for cand in sub.candidates("train_step")[:4]:
         try:
@@ -905,8 +914,14 @@ def _numpy_stepper(sub: Submission, model: Any, lr: float) -> tuple[Callable[[An
             values: dict[str, Any] = {"model": model, "lr": lr}
             if any(re.search(_NAMES["optimizer"], n) for n in names):
                 values["optimizer"] = _optimizer(sub, model, lr)
-            return _bound_step(sub, fn, values), f"train step {_name(fn)}"
-        except (InterfaceError, SubmissionError) as exc:
+            step = _bound_step(sub, fn, values)
+            step(*first)
+            return step, f"train step {cand}"
+        except SubmissionError as exc:
+            if _declared(fn, ["model", "optimizer", "x", "y", "lr", "batch"]):
+                raise
+            problems.append(f"{cand}: {str(exc).splitlines()[0][:200]}")
+        except InterfaceError as exc:
             problems.append(f"{cand}: {str(exc).splitlines()[0][:200]}")
     raise sub.interface_error("train_step", tried=problems or None)
 
@@ -923,11 +938,13 @@ def _bound_step(sub: Submission, fn: Callable[..., Any], values: dict[str, Any])
 def _optimizer(sub: Submission, model: Any, lr: float) -> Any:
     problems = []
     for cand in sub.candidates("optimizer")[:3]:
-        cls = cand.load()
-        names = [p.name.lower() for p in _params(cls)]
-        params = model.parameters() if callable(getattr(model, "parameters", None)) else getattr(model, "params", model)
-        values = {"lr": lr, "params": params, "model": model}
         try:
+            cls = cand.load()
+            names = [p.name.lower() for p in _params(cls)]
+            params = (
+                model.parameters() if callable(getattr(model, "parameters", None)) else getattr(model, "params", model)
+            )
+            values = {"lr": lr, "params": params, "model": model}
             args, kwargs = _bind(cls, values, ["params" if "params" in "".join(names) or not names else "model"])
             return sub.call(cls, *args, **kwargs)
         except (InterfaceError, SubmissionError) as exc:
@@ -1027,7 +1044,7 @@ def train(
     if framework(sub) == "mlx":
         stepper, stepping = _mlx_stepper(sub, model, lr, draw())
     else:
-        stepper, stepping = _numpy_stepper(sub, model, lr)
+        stepper, stepping = _numpy_stepper(sub, model, lr, draw())
     losses = []
     for _ in range(steps):
         x, y = draw()
