@@ -11,6 +11,7 @@ that depends on those values is reported as unknown rather than guessed).
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 import random
 import re
@@ -70,7 +71,7 @@ class Split:
 def python_files(folder: Path) -> list[tuple[str, ast.Module]]:
     """The folder's parsable .py files (hostile input: size-capped, parse failures skipped)."""
     found = []
-    for path in sorted(folder.rglob("*.py"))[:MAX_FILES]:
+    for path in sorted(itertools.islice(folder.rglob("*.py"), 10 * MAX_FILES))[:MAX_FILES]:
         rel = path.relative_to(folder).as_posix()
         if any(p.startswith(".") or p == "__pycache__" for p in Path(rel).parts):
             continue
@@ -207,11 +208,14 @@ def label_shifts(folder: Path) -> list[Shift]:
     """Every (inputs, labels) pair cut from the same base in one scope, with its offset."""
     shifts = []
     for file, tree in python_files(folder):
-        for nodes in _scopes(tree):
-            cuts = _cuts(file, nodes)
-            for x in (c for c in cuts if _INPUTS.match(c.name.lower())):
-                for y in (c for c in cuts if _LABELS.match(c.name.lower()) and c.base == x.base):
-                    shifts.append(Shift(x, y, _offset(x, y)))
+        try:
+            for nodes in _scopes(tree):
+                cuts = _cuts(file, nodes)
+                for x in (c for c in cuts if _INPUTS.match(c.name.lower())):
+                    for y in (c for c in cuts if _LABELS.match(c.name.lower()) and c.base == x.base):
+                        shifts.append(Shift(x, y, _offset(x, y)))
+        except RecursionError:  # a pathologically nested file: nothing read from it
+            continue
     return shifts
 
 
@@ -235,17 +239,23 @@ def validation_splits(folder: Path) -> list[Split]:
     where there is none, the call that trains on the whole base."""
     splits = []
     for file, tree in python_files(folder):
-        for nodes in _scopes(tree):
-            cuts = _cuts(file, nodes)
-            for v in (c for c in cuts if _VALIDATION.search(c.name.lower()) and not _TRAINING.search(c.name.lower())):
-                trains = [c for c in cuts if _TRAINING.search(c.name.lower()) and c.base == v.base]
-                if trains:
-                    for t in trains:
-                        splits.append(Split(v, t, _overlap(t, v), None))
-                else:
-                    use = _whole_use(v.base, nodes, v.line)
-                    if use:
-                        splits.append(Split(v, None, True, use))
+        try:
+            splits += _file_splits(file, tree)
+        except RecursionError:  # a pathologically nested file: nothing read from it
+            continue
+    return splits
+
+
+def _file_splits(file: str, tree: ast.Module) -> list[Split]:
+    splits = []
+    for nodes in _scopes(tree):
+        cuts = _cuts(file, nodes)
+        for v in (c for c in cuts if _VALIDATION.search(c.name.lower()) and not _TRAINING.search(c.name.lower())):
+            trains = [c for c in cuts if _TRAINING.search(c.name.lower()) and c.base == v.base]
+            splits += [Split(v, t, _overlap(t, v), None) for t in trains]
+            use = None if trains else _whole_use(v.base, nodes, v.line)
+            if use:
+                splits.append(Split(v, None, True, use))
     return splits
 
 
