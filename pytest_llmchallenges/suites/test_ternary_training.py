@@ -2,10 +2,19 @@
 
 What is verified, in the sandbox, on the grader's tiny inputs: the projection (values and scales), the
 straight-through gradient, that every matrix of the model (embedding and LM head included) is ternary, that
-the batching + loss code cannot beat ln(V) on random tokens, that the validation split is held out, and that a
-few dozen training steps lower the loss without leaving the ternary grid. What is *not* verified: the full
-training run. Answers fine-tune Qwen3-0.6B (weights cannot be downloaded here) or train for many minutes, so
-their reported loss, perplexity and samples are read from their report and shown as "reported, not re-run".
+targets are the next tokens (and the model cannot beat ln(V) on random tokens), that the validation split is
+held out, and that a few dozen training steps lower the loss without leaving the ternary grid. What is *not*
+verified: the full training run. Answers fine-tune Qwen3-0.6B (weights cannot be downloaded here) or train for
+many minutes, so their reported loss, perplexity and samples are read from their report and shown as
+"reported, not re-run".
+
+How answers are driven (docs/writing-a-suite.md's rules): only shapes the prompt allows are graded (sides that
+are multiples of 128); the model is built at a tiny configuration where its constructor takes one, else from the
+answer's own default configuration, and its vocabulary is read from its logits; the answer's batching, split,
+step and loss functions are called with their own signatures, and an exception while trying a convention is a
+failed probe, not the answer's error. Where the code that matters sits inline in a ``main()`` no driver can
+reach (the (inputs, labels) slices, an inline train/validation split), the source is read statically
+(oracles/ternary_source.py): ``inputs = b[1:]; labels = b[:-1]`` is the copy bug wherever it is written.
 
 Where the prompt misleads:
 - "Check with: abs(round(W/s) - {-1,0,+1}) < 1e-5" is vacuous on the latent weights (round() always gives an
