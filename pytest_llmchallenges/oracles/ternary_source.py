@@ -22,6 +22,7 @@ _INPUTS = re.compile(r"^(x|xb|xs|x_?batch|batch_?x|inputs?|input_?ids|inp|ids_?i
 _LABELS = re.compile(r"^(y|yb|ys|y_?batch|batch_?y|targets?|labels?|tgt|target_?ids|label_?ids|y_?ids|next_?tokens)$")
 _VALIDATION = re.compile(r"(val|valid|validation|eval|held|heldout|test|dev)")
 _TRAINING = re.compile(r"train")
+_NOT_DATA = re.compile(r"loss|ppl|perplex|acc|metric|hist|curve|log|score|step|time|lr|grad")  # logged numbers
 _TRAINS_ON = re.compile(r"batch|train|fit|loader|dataset|sequences|windows|chunks")
 MAX_FILE_BYTES = 1_000_000
 MAX_FILES = 40
@@ -249,7 +250,7 @@ def validation_splits(folder: Path) -> list[Split]:
 def _file_splits(file: str, tree: ast.Module) -> list[Split]:
     splits = []
     for nodes in _scopes(tree):
-        cuts = _cuts(file, nodes)
+        cuts = [c for c in _cuts(file, nodes) if not _NOT_DATA.search(c.name.lower())]
         for v in (c for c in cuts if _VALIDATION.search(c.name.lower()) and not _TRAINING.search(c.name.lower())):
             trains = [c for c in cuts if _TRAINING.search(c.name.lower()) and c.base == v.base]
             splits += [Split(v, t, _overlap(t, v), None) for t in trains]
