@@ -520,7 +520,11 @@ def _from_text(text: str) -> dict:
                 found["ternary"] = "pass"
             elif re.search(r"\b(fail(ed)?|false)\b|❌", low):
                 found["ternary"] = "FAIL"
-    samples = [ln for ln in lines if re.match(r"^\W*(sample|generation|prompt|output)\s*#?\d*\s*\W", ln.strip(), re.I)]
+    samples = [  # "Sample 2: ...", "Prompt: ...", "output) ...", "Generation 1 - ..."; not "PROMPT.md"
+        ln
+        for ln in lines
+        if re.match(r"^\W*(sample|generation|prompt|output)\s*#?\d*\s*([:)\]=|>]|\s[-–—])", ln.strip(), re.I)
+    ]
     if samples:
         found["samples"] = len(samples)
     steps = re.findall(r"step\W{0,3}(\d+)[^\n]{0,40}?loss\W{0,3}" + _NUMBER, text, re.I)
