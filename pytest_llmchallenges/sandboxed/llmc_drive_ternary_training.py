@@ -578,19 +578,49 @@ def _parameter_count(model: Any) -> int:
     return sum(int(np.prod(getattr(_get(c, k), "shape", ()))) for _, c, k in _weights(model))
 
 
+def _estimated_size(cfg: Any) -> int | None:
+    """Parameters a configuration object (or dict) describes, from the sizes its field names give; None when it
+    does not name vocabulary, width and depth. Read before building, so a NumPy model never allocates a default
+    Qwen3-0.6B (600M weights) just to learn that it is too large."""
+    fields = cfg if isinstance(cfg, dict) else vars(cfg) if hasattr(cfg, "__dict__") else {}
+    sizes: dict[str, int] = {}
+    for name, value in fields.items():
+        key = next((k for k in ("vocab", "hidden", "layers", "ffn") if re.search(_NAMES[k], str(name).lower())), None)
+        if key and isinstance(value, int) and not isinstance(value, bool) and key not in sizes:
+            sizes[key] = value
+    if not {"vocab", "hidden", "layers"} <= sizes.keys():
+        return None
+    v, d, n = sizes["vocab"], sizes["hidden"], sizes["layers"]
+    return 2 * v * d + n * (4 * d * d + 3 * d * sizes.get("ffn", 4 * d))
+
+
+def _small_enough(cfg: Any, label: str) -> None:
+    size = _estimated_size(cfg)
+    if size is not None and size > MAX_PARAMETERS:
+        raise InterfaceError(f"{label}: about {size:,} parameters, more than {MAX_PARAMETERS:,} can train here")
+
+
 def _default_attempts(sub: Submission, ctor: Any) -> list[tuple[str, Callable[[], Any]]]:
     """The answer's own default configuration: the constructor without arguments, or given an instance of its
     config class made without arguments (rule: a model built from the answer's own configuration passes)."""
     attempts = []
     if all(p.default is not p.empty for p in _params(ctor)):
-        attempts.append((f"{_name(ctor)}() (its default configuration)", lambda: sub.call(ctor)))
+
+        def without_arguments() -> Any:
+            for p in _params(ctor):
+                _small_enough(p.default, f"{_name(ctor)}'s default {p.name}")
+            return sub.call(ctor)
+
+        attempts.append((f"{_name(ctor)}() (its default configuration)", without_arguments))
     for cand in sub.candidates("config")[:3]:
 
         def with_default(cand: Any = cand) -> Any:
             cls = cand.load()
             if any(p.default is p.empty for p in _params(cls)):
                 raise InterfaceError(f"{cand.name} has required parameters")
-            return sub.call(ctor, sub.call(cls))
+            cfg = sub.call(cls)
+            _small_enough(cfg, f"{cand.name}()")
+            return sub.call(ctor, cfg)
 
         attempts.append((f"{_name(ctor)}({cand.name}()) (its default configuration)", with_default))
     return attempts
