@@ -10,7 +10,8 @@ from typing import NoReturn
 
 import numpy as np
 
-CATEGORIES = ("ok", "wrong", "error", "crash", "timeout", "memory", "interface", "compile", "skipped")
+# "grader": a fault of the grader itself (plugin, suite, oracle, driver), never charged to a model.
+CATEGORIES = ("ok", "wrong", "error", "crash", "timeout", "memory", "interface", "compile", "skipped", "grader")
 
 
 class GradingFailure(AssertionError):

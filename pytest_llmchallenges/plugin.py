@@ -40,7 +40,7 @@ OPTIONS: list[tuple[str, dict[str, Any], str | None, str]] = [
      "seconds allowed per call into a submission, a positive number (default: each challenge's own)"),
     ("memory", {"default": None, "metavar": "MIB"}, None,
      "MiB of resident memory allowed per call into a submission, its children included (default 4096)"),
-    ("score", {"default": None, "choices": SCORE_MODES}, None,
+    ("score", {"default": None, "metavar": "all|answered"}, None,
      "overall score over all challenges, a missing one scoring 0 (all, the default), or over answered ones"),
     ("reference", {"action": "store_true", "default": None}, "bool",
      "grade the reference solutions shipped inside the installed package"),
@@ -77,9 +77,10 @@ def _check_options(config: pytest.Config) -> None:
         where, value = (f"--llm-{name}", cli) if cli is not None else (f"ini llm_{name}", ini)
         if value not in (None, "") and not _positive(value):
             raise pytest.UsageError(f"{where} {value!r}: must be a positive number")
-    ini_score = config.getini("llm_score")
-    if config.getoption("llm_score") is None and ini_score not in ("", *SCORE_MODES):
-        raise pytest.UsageError(f"ini llm_score {ini_score!r}: must be one of {', '.join(SCORE_MODES)}")
+    cli, ini = config.getoption("llm_score"), config.getini("llm_score")
+    where, value = ("--llm-score", cli) if cli is not None else ("ini llm_score", ini)
+    if value not in ("", *SCORE_MODES):
+        raise pytest.UsageError(f"{where} {value!r}: must be one of {', '.join(SCORE_MODES)}")
     for target in _report_targets(config):
         reason = reports.check_target(target)
         if reason:
@@ -158,7 +159,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"llm-submission {sub.name}: {sub.path} ({len(CHALLENGE_NAMES) - len(missing)}/{len(CHALLENGE_NAMES)}"
             " answered" + (f"; missing: {', '.join(f'{c} ({why[c]})' for c in missing)}" if missing else "") + ")"
         )
-    lines.append("llm-score: " + reports.score_line({"score_mode": score_mode(config)}, len(CHALLENGE_NAMES)))
+    lines.append("llm-" + reports.score_line({"score_mode": score_mode(config)}, len(CHALLENGE_NAMES)))
     return lines
 
 
@@ -243,8 +244,7 @@ def _classify(report: pytest.TestReport, call: pytest.CallInfo[None]) -> tuple[s
     if isinstance(exc, pytest.fail.Exception) and str(exc).startswith("Timeout"):
         return "timeout", f"the test ran past its safety limit ({_one_line(str(exc))})", "", ""
     if isinstance(exc, (AssertionError, pytest.fail.Exception)) and report.when == "call":
-        text = str(exc)
-        return "wrong", _one_line(text), "", "\n".join(text.splitlines()[1:])
+        return "wrong", _one_line(str(exc)), "", ""  # the suite's message alone: no source, no introspection
     # anything else is the grader's own fault: the plugin, a suite, an oracle, a fixture or its cleanup
     where = "" if report.when == "call" else f" during {report.when}"
     trace = "".join(traceback.format_exception(exc)) if exc is not None else ""
@@ -327,6 +327,9 @@ class Grader:
         if report.failed and report.nodeid in self.seen:  # xdist: the worker running this test died
             line = f"[grader] {_one_line(str(report.longrepr))}: the grading process died, not graded"
             report.longrepr = verdict_repr(line)
+            # a failed test in every report (xdist says when="???", which JUnit writes as a setup error)
+            report.when = "call"  # type: ignore[assignment]
+            report.location = (report.location[0], None, report.nodeid.split("::", 1)[-1])
             self.records[report.nodeid] = _record(
                 report, self.seen[report.nodeid], outcome="failed", category="grader", message=line[9:]
             )

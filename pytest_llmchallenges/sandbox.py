@@ -282,7 +282,7 @@ class Sandbox:
     def _finish(msg: dict, output: _OutputTail, peak: int | None, confinement: str, fail: Any) -> CallResult:
         if not msg.get("ok"):
             category = str(msg.get("category", "error"))
-            if category not in ("error", "crash", "timeout", "memory", "interface", "compile"):
+            if category not in ("error", "crash", "timeout", "memory", "interface", "compile", "grader"):
                 category = "error"
             raise fail(category, str(msg.get("message", ""))[:4000], str(msg.get("detail", ""))[:4000])
         return CallResult(
