@@ -38,7 +38,8 @@ def missing(capability: str) -> str | None:
 
 # Report names of the capabilities (JSON keys), the markers that need them, and how a partial grade names them.
 MARKERS = {"gpu": "cuda_gpu", "nvcc": "nvcc", "mlx": "mlx"}
-LABELS = {"cuda_gpu": "no CUDA GPU", "nvcc": "no nvcc", "mlx": "no MLX", "compute_sanitizer": "no compute-sanitizer"}
+NAMES = {"cuda_gpu": "a CUDA GPU", "nvcc": "nvcc", "mlx": "MLX", "compute_sanitizer": "compute-sanitizer"}
+LABELS = {key: "no " + name.removeprefix("a ") for key, name in NAMES.items()}
 # Skip reasons raised inside a test (a driver's "not here" answer) that mean a capability, not the answer.
 _REASON_WORDS = (
     ("compute-sanitizer", "compute_sanitizer"),

@@ -372,7 +372,7 @@ class Grader:
         if data is None:
             return
         terminalreporter.section("LLM challenge grades")
-        for line in reports.terminal_lines(data) + parse_notes(self.submissions):
+        for line in reports.terminal_lines(data, parse_notes(self.submissions)):
             terminalreporter.write_line(line, red=line.startswith("GRADER"))
         if data["grader_faults"]:
             terminalreporter.write_line(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .capabilities import LABELS
+from .capabilities import LABELS, NAMES
 from .challenges import CHALLENGE_NAMES, CHALLENGES
 from .scoring import NOT_SCORED, SCORE_MODES, challenge_score, counted, letter, overall_score
 from .submissions import Submission
@@ -191,7 +191,7 @@ def footer_lines(data: dict[str, Any]) -> list[str]:
         if c["status"] == "partial"
     ]
     if partial:
-        caps = ", ".join(run.get("missing_capabilities", []))
+        caps = " and ".join(NAMES.get(c, c) for c in run.get("missing_capabilities", []))
         lines.append(f"{PARTIAL_MARK} partial: " + "; ".join(partial))
         lines.append(f"provisional: grading on a machine with {caps} would complete it")
     if run.get("incomplete"):
@@ -202,7 +202,8 @@ def footer_lines(data: dict[str, Any]) -> list[str]:
 _CELLS = "cells: tests passed/graded and letter; 'missing': not answered (no folder, or only scaffold files)"
 
 
-def terminal_lines(data: dict[str, Any]) -> list[str]:
+def terminal_lines(data: dict[str, Any], notes: list[str] | None = None) -> list[str]:
+    """The grade table, its footer, the notes, then the grader's faults in a block of their own, last."""
     columns = _challenge_columns(data)
     rows = [["rank", "submission", "score", "grade", "answered", *columns]]
     for s in data["submissions"]:
@@ -215,7 +216,7 @@ def terminal_lines(data: dict[str, Any]) -> list[str]:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines += footer_lines(data)
+    lines += footer_lines(data) + (notes or [])
     faults = data.get("grader_faults", [])
     if faults:
         lines += ["", f"GRADER FAULTS ({len(faults)}): faults of the grader, not of the models; not scored"]

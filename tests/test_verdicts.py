@@ -165,7 +165,7 @@ def test_partial_grading_is_marked_and_provisional(pytester: pytest.Pytester) ->
     out = result.stdout.str()
     assert re.search(r"^1\s+m\s+1\.000\s+A\*\s+2/2\s+1/1 A\s+1/1 A\*$", out, re.M), out
     result.stdout.fnmatch_lines(
-        ["* partial: m/fuse: 1 of 12 graded: no CUDA GPU", "provisional: grading on a machine with cuda_gpu would*"]
+        ["* partial: m/fuse: 1 of 12 graded: no CUDA GPU", "provisional: grading on a machine with a CUDA GPU would*"]
     )
 
 
