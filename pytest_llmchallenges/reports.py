@@ -170,6 +170,9 @@ def _cell(entry: dict[str, Any] | None) -> str:
     if entry["status"] in ("missing", "n/a"):
         return str(entry["status"])
     mark = PARTIAL_MARK if entry["status"] == "partial" else ""
+    failed = [t["category"] for t in entry.get("tests", []) if t["outcome"] == "failed" and t["category"] != "grader"]
+    if not entry["passed"] and failed and set(failed) == {"not_driven"}:
+        return "not driven"  # nothing could be called: not a wrong answer, though it scores as one
     return f"{entry['passed']}/{entry['graded']} {entry['grade']}{mark}"
 
 
@@ -199,7 +202,10 @@ def footer_lines(data: dict[str, Any]) -> list[str]:
     return lines
 
 
-_CELLS = "cells: tests passed/graded and letter; 'missing': not answered (no folder, or only scaffold files)"
+_CELLS = (
+    "cells: tests passed/graded and letter; 'missing': not answered (no folder, or only scaffold files); "
+    "'not driven': the grader found no way to call the answer (see each test's message)"
+)
 
 
 def terminal_lines(data: dict[str, Any], notes: list[str] | None = None) -> list[str]:

@@ -330,3 +330,18 @@ def test_efficiency_figures_are_carried_into_the_report(pytester: pytest.Pyteste
     pytester.makepyfile(test_backwards=suite("backwards", body))
     grade(pytester, target="m")
     assert by_name(load(pytester.path / "r.json"))["m"]["efficiency"] == {"backwards": {"x": 1, "y": 2.5}}
+
+
+def test_an_answer_nothing_could_drive_shows_as_not_driven(pytester: pytest.Pytester) -> None:
+    write_submission(pytester.path, {"bench/a/backwards/sol.py": GOOD, "bench/b/backwards/sol.py": GOOD})
+    body = (
+        "from pytest_llmchallenges.grading import GradingFailure\n\n"
+        "def test_a(submission):\n"
+        "    if submission.name == 'b':\n"
+        "        raise GradingFailure('not_driven', 'no callable fits; add to llmchallenge.toml: entry = \"f.py:g\"')\n"
+    )
+    pytester.makepyfile(test_backwards=suite("backwards", body))
+    result = grade(pytester)
+    entry = challenge(load(pytester.path / "r.json"), "b", "backwards")
+    assert entry["failed"] == 1 and entry["tests"][0]["category"] == "not_driven"
+    assert re.search(r"^2\s+b\s+0\.000\s+F\s+1/1\s+not driven$", result.stdout.str(), re.M), result.stdout.str()
