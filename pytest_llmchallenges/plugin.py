@@ -213,13 +213,14 @@ def _one_line(text: str, limit: int = 400) -> str:
     return first if len(first) <= limit else first[: limit - 3] + "..."
 
 
-def verdict_repr(line: str, detail: str = "") -> ReprExceptionInfo:
+def verdict_repr(line: str, detail: str = "", where: tuple[str, int | None] = ("", None)) -> ReprExceptionInfo:
     """A failure shown as the grader's one line ("[category] reason") and a bounded detail (the submission's
     output tail), never the suite's source. A real exception repr, so that xdist carries it to the controller
     unchanged and JUnit's message is this line in serial and ``-n`` runs alike."""
     tail = [ln for ln in detail.splitlines() if ln.strip()][-DETAIL_LINES:]
     lines = [line + "\n", *(ln + "\n" for ln in tail)]
-    return ReprExceptionInfo(ReprTraceback([ReprEntryNative(lines)], None, "native"), ReprFileLocation("", 0, line))
+    crash = ReprFileLocation(where[0], (where[1] or 0) + 1, line)  # --tb=line shows "suite.py:N: [category] ..."
+    return ReprExceptionInfo(ReprTraceback([ReprEntryNative(lines)], None, "native"), crash)
 
 
 def _skip_verdict(reason: str) -> tuple[str, str, str]:
@@ -260,7 +261,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return report
     category, message, capability, detail = _classify(report, call)
     if report.failed:
-        report.longrepr = verdict_repr(f"[{category}] {message}", detail)
+        report.longrepr = verdict_repr(f"[{category}] {message}", detail, item.location[:2])
     final = item.stash.get(_FINAL, ("passed", "", "", ""))
     if report.outcome != "passed" and final[0] == "passed":
         final = (report.outcome, category, message, capability)
@@ -326,7 +327,7 @@ class Grader:
             return
         if report.failed and report.nodeid in self.seen:  # xdist: the worker running this test died
             line = f"[grader] {_one_line(str(report.longrepr))}: the grading process died, not graded"
-            report.longrepr = verdict_repr(line)
+            report.longrepr = verdict_repr(line, "", (report.location[0], None))
             # a failed test in every report (xdist says when="???", which JUnit writes as a setup error)
             report.when = "call"  # type: ignore[assignment]
             report.location = (report.location[0], None, report.nodeid.split("::", 1)[-1])

@@ -282,6 +282,8 @@ def test_wrong_verdict_is_one_line_and_junit_agrees_under_xdist(pytester: pytest
     out = serial.stdout.str()
     serial.stdout.fnmatch_lines(["[[]wrong] expected 42, got 21", "FAILED *test_entry?m? - [[]wrong] expected 42*"])
     assert "sandbox.run(" not in out and "grading.py" not in out and "AssertionError" not in out
+    line = pytester.runpytest(*base, "--tb=line", "-p", "no:xdist")
+    line.stdout.fnmatch_lines(["*test_backwards.py:?: [[]wrong] expected 42, got 21"])
     pytester.runpytest_subprocess(*base, "-n", "2", "--junitxml", "parallel.xml")
     messages = [
         re.findall(r'<failure message="([^"]*)"', (pytester.path / f).read_text())
