@@ -290,7 +290,9 @@ def _record(report: pytest.TestReport, props: dict[str, Any], **override: str) -
     for key, value in report.user_properties:
         if key == "llm_efficiency" and isinstance(value, dict):
             efficiency.update(value)
-    fields = {"outcome": props["llm_outcome"], "category": props["category"], "message": props["message"]}
+    fields = {
+        k: props.get(f, "") for k, f in (("outcome", "llm_outcome"), ("category", "category"), ("message", "message"))
+    }
     fields.update(override)
     return reports.TestRecord(
         nodeid=report.nodeid,
@@ -325,15 +327,28 @@ class Grader:
             if report.when == "teardown":
                 self.records[report.nodeid] = _record(report, props)
             return
-        if report.failed and report.nodeid in self.seen:  # xdist: the worker running this test died
+        if not report.failed or report.when in ("setup", "call", "teardown"):
+            return
+        props = self.seen.get(report.nodeid) or self._guess(report.nodeid)
+        if props:  # xdist (when="???"): the worker running this test died
             line = f"[grader] {_one_line(str(report.longrepr))}: the grading process died, not graded"
             report.longrepr = verdict_repr(line, "", (report.location[0], None))
             # a failed test in every report (xdist says when="???", which JUnit writes as a setup error)
             report.when = "call"  # type: ignore[assignment]
             report.location = (report.location[0], None, report.nodeid.split("::", 1)[-1])
-            self.records[report.nodeid] = _record(
-                report, self.seen[report.nodeid], outcome="failed", category="grader", message=line[9:]
-            )
+            self.records[report.nodeid] = _record(report, props, outcome="failed", category="grader", message=line[9:])
+
+    def _guess(self, nodeid: str) -> dict[str, Any] | None:
+        """A graded test's properties from its node id alone (a worker that died before the test's first
+        report): a packaged suite's file names the challenge, the parameter id the submission."""
+        path, _, rest = nodeid.partition("::")
+        challenge = Path(path).stem.removeprefix("test_")
+        params = rest.partition("[")[2].removesuffix("]")
+        subs = [s for s in self.submissions if s.name == params or f"-{s.name}-" in f"-{params}-"]
+        if challenge not in CHALLENGES or len(subs) != 1:
+            return None
+        test = rest.partition("[")[0].rpartition("::")[2]
+        return {"llm_test": test, "submission": subs[0].name, "llm_path": str(subs[0].path), "challenge": challenge}
 
     def run_info(self) -> dict[str, Any]:
         """What the run was: two runs on machines with different capabilities differ here."""

@@ -292,12 +292,18 @@ def test_wrong_verdict_is_one_line_and_junit_agrees_under_xdist(pytester: pytest
     assert messages[0] == messages[1] == ["[wrong] expected 42, got 21"]
 
 
-def test_a_worker_crash_is_a_grader_fault_everywhere(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("when", ["call", "setup"])
+def test_a_worker_crash_is_a_grader_fault_everywhere(pytester: pytest.Pytester, when: str) -> None:
     pytest.importorskip("xdist")
     write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
     body = (
+        "@pytest.fixture\ndef killer():\n    os._exit(1)\n\n"
         "def test_ok(sandbox):\n    assert sandbox.run('selfcheck:call_entry', 21).value == 42\n\n"
-        "def test_kills_worker(sandbox):\n    open('wrote.txt', 'w').write('x')\n    os._exit(1)\n"
+        + (
+            "def test_kills_worker(sandbox):\n    open('wrote.txt', 'w').write('x')\n    os._exit(1)\n"
+            if when == "call"
+            else "def test_kills_worker(killer, sandbox):\n    pass\n"
+        )
     )
     pytester.makepyfile(test_backwards=suite("backwards", body))
     result = pytester.runpytest_subprocess(
