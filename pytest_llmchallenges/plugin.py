@@ -321,8 +321,8 @@ class Grader:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = dict(report.user_properties)
-        if "llm_outcome" in props:
+        props: dict[str, Any] | None = dict(report.user_properties)
+        if props and "llm_outcome" in props:
             self.seen.setdefault(report.nodeid, props)
             if report.when == "teardown":
                 self.records[report.nodeid] = _record(report, props)
