@@ -353,3 +353,14 @@ def test_an_answer_nothing_could_drive_shows_as_not_driven(pytester: pytest.Pyte
     entry = challenge(load(pytester.path / "r.json"), "b", "backwards")
     assert entry["failed"] == 1 and entry["tests"][0]["category"] == "not_driven"
     assert re.search(r"^2\s+b\s+0\.000\s+F\s+1/1\s+not driven$", result.stdout.str(), re.M), result.stdout.str()
+
+
+def test_the_safety_timeout_is_a_timeout_not_a_wrong_answer(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_timeout")
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
+    body = "import time\n\n@pytest.mark.timeout(1)\ndef test_slow(sandbox):\n    time.sleep(10)\n"
+    pytester.makepyfile(test_backwards=suite("backwards", body))
+    result = grade(pytester, target="m")
+    test = challenge(load(pytester.path / "r.json"), "m", "backwards")["tests"][0]
+    assert test["category"] == "timeout" and "safety limit" in test["message"]
+    result.stdout.fnmatch_lines(["FAILED *test_slow?m? - [[]timeout] the test ran past*"])
