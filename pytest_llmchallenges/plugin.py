@@ -81,10 +81,11 @@ def _check_options(config: pytest.Config) -> None:
     where, value = ("--llm-score", cli) if cli is not None else ("ini llm_score", ini)
     if value not in ("", *SCORE_MODES):
         raise pytest.UsageError(f"{where} {value!r}: must be one of {', '.join(SCORE_MODES)}")
+    where = "--llm-report" if config.getoption("llm_report") else "ini llm_report"
     for target in _report_targets(config):
         reason = reports.check_target(target)
         if reason:
-            raise pytest.UsageError(f"--llm-report {target}: {reason}")
+            raise pytest.UsageError(f"{where} {target}: {reason}")
 
 
 def _report_targets(config: pytest.Config) -> list[Path]:

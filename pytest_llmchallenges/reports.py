@@ -180,7 +180,8 @@ def score_line(run: dict[str, Any], total: int) -> str:
     """How the overall score was computed: every report states it."""
     if run.get("score_mode") == "answered":
         return "score: over answered challenges only (--llm-score=answered); missing ones are left out"
-    return f"score: over all {total} challenges of the run, a missing one scoring 0 (--llm-score=all)"
+    what = f"all {total} challenges" if total != 1 else "the 1 challenge"
+    return f"score: over {what} of the run, a missing one scoring 0 (--llm-score=all)"
 
 
 def footer_lines(data: dict[str, Any]) -> list[str]:
