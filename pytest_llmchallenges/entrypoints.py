@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -19,9 +20,8 @@ _CHECKED: dict[str, list[str]] = {}
 
 
 def suite_faults(module: ModuleType, challenge: str) -> list[str]:
-    """One line per call of ``sandbox.run`` in ``module`` that does not name a declared entry point."""
-    if llmc_entry.declared(challenge) is None:
-        return []  # the driver has not opted in: it is called by name
+    """One line per call of ``sandbox.run`` in ``module`` that does not name a declared entry point (for a
+    suite whose driver has not opted in, only calls of drivers that have are checked)."""
     key = module.__name__
     if key not in _CHECKED:
         _CHECKED[key] = list(_faults(module, challenge))
@@ -33,7 +33,7 @@ def _faults(module: ModuleType, challenge: str) -> Any:
         source = inspect.getsource(module)
     except (OSError, TypeError):
         return
-    where = getattr(module, "__file__", module.__name__)
+    where = Path(getattr(module, "__file__", module.__name__)).name
     for node in ast.walk(ast.parse(source)):
         if not (
             isinstance(node, ast.Call)
@@ -48,11 +48,17 @@ def _faults(module: ModuleType, challenge: str) -> Any:
             yield f"{line}: sandbox.run() names no driver function"
             continue
         first = node.args[0]
-        target = _resolve(first, vars(module))
         text = ast.unparse(first)
         if isinstance(first, ast.Constant):
-            yield f"{line}: sandbox.run({text}) names a driver function by a string (import it from its driver)"
-        elif target is _MISSING:
+            try:
+                llmc_entry.request(str(first.value), challenge)  # a name is fine for a driver that declares none
+            except ValueError as exc:
+                yield f"{line}: sandbox.run({text}): {exc}"
+            continue
+        if llmc_entry.declared(challenge) is None:
+            continue  # this suite's driver has not opted in: it may compute the name
+        target = _resolve(first, vars(module))
+        if target is _MISSING:
             yield f"{line}: sandbox.run({text}): {text} is not defined in the suite"
         elif not llmc_entry.is_entry(target):
             yield f"{line}: sandbox.run({text}): not an @entry function of a driver"
