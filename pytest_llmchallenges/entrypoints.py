@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,7 +29,7 @@ def suite_faults(module: ModuleType, challenge: str) -> list[str]:
     return _CHECKED[key]
 
 
-def _faults(module: ModuleType, challenge: str) -> Any:
+def _faults(module: ModuleType, challenge: str) -> Iterator[str]:
     try:
         source = inspect.getsource(module)
     except (OSError, TypeError):

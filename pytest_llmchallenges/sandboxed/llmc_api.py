@@ -14,6 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,7 @@ class Submission:
         found = self.candidates(role_name)
         if not found:
             raise self.interface_error(role_name)
-        return [llmc_probe.Attempt(str(c), lambda c=c: make(c), c.documented) for c in found[:limit]]
+        return [llmc_probe.Attempt(str(c), partial(make, c), c.documented) for c in found[:limit]]
 
     def drive(
         self, role_name: str, make: Callable[[Candidate], Any], probe: Callable[[Any], Any], hint: str = ""

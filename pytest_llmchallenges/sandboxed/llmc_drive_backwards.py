@@ -17,17 +17,18 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 try:
-    from .llmc_api import InterfaceError, Role, Submission, SubmissionError
+    from .llmc_api import Candidate, InterfaceError, Role, Submission, SubmissionError
     from .llmc_bind import Binding, bind, parameters
     from .llmc_entry import entry
     from .llmc_probe import Attempt, first_working, guess
 except ImportError:  # inside the child, where this folder is on sys.path
-    from llmc_api import InterfaceError, Role, Submission, SubmissionError  # type: ignore[no-redef]
+    from llmc_api import Candidate, InterfaceError, Role, Submission, SubmissionError  # type: ignore[no-redef]
     from llmc_bind import Binding, bind, parameters  # type: ignore[no-redef]
     from llmc_entry import entry  # type: ignore[no-redef]
     from llmc_probe import Attempt, first_working, guess  # type: ignore[no-redef]
@@ -298,19 +299,26 @@ def _attempts(sub: Submission) -> list[Attempt]:
     manifest = sub.manifest
     if "layer" in manifest and not ({"forward", "backward"} & set(manifest)):
         layer = sub.candidates("layer")[0]
-        return [Attempt(str(layer), lambda: LayerObject(sub, layer.load()), layer.documented)]
+        return [Attempt(str(layer), partial(_layer_object, sub, layer), layer.documented)]
     fwds = [c for c in sub.candidates("forward") if "." not in c.name or "forward" in manifest][:4]
     bwds = [c for c in sub.candidates("backward") if "." not in c.name or "backward" in manifest][:4]
     pairs = sorted(
         ((f, b) for f in fwds for b in bwds), key=lambda fb: (fb[0].file != fb[1].file, -fb[0].score - fb[1].score)
     )
     attempts = [
-        Attempt(f"{f} + {b}", lambda f=f, b=b: FunctionPair(sub, f.load(), b.load()), f.documented and b.documented)
-        for f, b in pairs
+        Attempt(f"{f} + {b}", partial(_function_pair, sub, f, b), f.documented and b.documented) for f, b in pairs
     ]
     for c in sub.candidates("layer")[:4]:
-        attempts.append(Attempt(str(c), lambda c=c: LayerObject(sub, c.load()), c.documented))
+        attempts.append(Attempt(str(c), partial(_layer_object, sub, c), c.documented))
     return attempts
+
+
+def _function_pair(sub: Submission, fwd: Candidate, bwd: Candidate) -> FunctionPair:
+    return FunctionPair(sub, fwd.load(), bwd.load())
+
+
+def _layer_object(sub: Submission, cand: Candidate) -> LayerObject:
+    return LayerObject(sub, cand.load())
 
 
 _CACHED: dict[int, Any] = {}

@@ -30,6 +30,7 @@ import contextlib
 import inspect
 import re
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -512,7 +513,7 @@ def searches(sub: Submission, jobs: list[dict[str, Any]]) -> list[dict[str, Any]
     def run(owner_method: tuple[Any, str | None], job: dict[str, Any]) -> dict[str, Any]:
         return run_job(sub, view, inst, model_arg, *owner_method, job)
 
-    attempts = [Attempt(str(c), lambda c=c: find_search(sub, c), c.documented) for c in found[:3]]
+    attempts = [Attempt(str(c), partial(find_search, sub, c), c.documented) for c in found[:3]]
     hint = 'or, for a search that takes its logits from elsewhere, [roles] model = "file.py:ModelClass"'
     search_fn, result = first_working(
         attempts, lambda owner: run(owner, jobs[0]), lambda tried: sub.interface_error("search", tried, hint)

@@ -13,6 +13,7 @@ forward calls would otherwise be thousands of sandboxed processes); both numbers
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -191,8 +192,7 @@ def flash_pair(sub: Submission) -> FlashPair:
 
         hint = 'e.g. [roles] fwd = "file.py:flash_attention_fwd" and bwd = "file.py:flash_attention_bwd"'
         attempts = [
-            Attempt(f"{f} + {b}", lambda f=f, b=b: FlashPair(sub, f, b), f.documented and b.documented)
-            for f, b in _pairs(sub)
+            Attempt(f"{f} + {b}", partial(FlashPair, sub, f, b), f.documented and b.documented) for f, b in _pairs(sub)
         ]
         _ADAPTERS[id(sub)] = first_working(
             attempts, probe, lambda tried: sub.interface_error("bwd", tried=tried, hint=hint)
