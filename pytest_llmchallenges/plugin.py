@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from _pytest._code.code import ReprEntryNative, ReprExceptionInfo, ReprFileLocation, ReprTraceback
 
-from . import capabilities, fixtures, reports
+from . import capabilities, entrypoints, fixtures, reports
 from .challenges import CHALLENGE_NAMES, CHALLENGES, DIFFICULTIES
 from .grading import GradingFailure
 from .sandboxed import llmc_scan
@@ -180,8 +180,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if _challenge(metafunc) is None:
+    if (challenge := _challenge(metafunc)) is None:
         return
+    if faults := entrypoints.suite_faults(metafunc.module, challenge):  # a grader fault, found at collection
+        raise pytest.Collector.CollectError("grader fault: " + "; ".join(faults))
     state = _state(metafunc.config)
     if "submission" not in metafunc.fixturenames:
         metafunc.fixturenames.append("submission")

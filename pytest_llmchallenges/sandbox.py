@@ -17,13 +17,14 @@ import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import launcher, processes
 from .grading import GradingFailure
-from .sandboxed import llmc_wire
+from .sandboxed import llmc_entry, llmc_wire
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MEMORY_LIMIT = 4 << 30
@@ -120,7 +121,7 @@ class Sandbox:
 
     def run(
         self,
-        function: str,
+        function: str | Callable[..., Any],
         *args: Any,
         timeout: float | None = None,
         memory_limit: int | None = None,
@@ -128,11 +129,13 @@ class Sandbox:
         peak_limit: int | None = None,
         **kwargs: Any,
     ) -> CallResult:
-        """Call ``function`` of the driver ("name", or "driver:name") with the given arguments.
+        """Call a driver function with the given arguments: an ``@entry`` function of a driver, or the name
+        ("name", "driver:name") of a function of a driver that declares no entry points (llmc_entry.request).
 
         ``peak_limit`` (with ``measure_memory``): bytes the call may add to the child's RSS; the watchdog
         kills the child as soon as it is exceeded, so a call that materialises what it must not fails fast.
         """
+        driver, function = llmc_entry.request(function, self.challenge)  # ValueError: the grader's fault
         key = str(self.challenge_dir.resolve())
         if key in _IMPORT_FAILURES:
             earlier = _IMPORT_FAILURES[key]
@@ -142,9 +145,8 @@ class Sandbox:
                 earlier.reason,
                 f"(seen at import in an earlier test; not run again)\n{earlier.detail}",
             )
-        driver, _, function = function.rpartition(":")
         request = {
-            "challenge": driver or self.challenge,
+            "challenge": driver,
             "function": function,
             "args": tuple(args),
             "kwargs": kwargs,
