@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import functools
 import itertools
 import os
 import shutil
@@ -144,6 +145,11 @@ def _mountpoint() -> str:
     return _MOUNTPOINT[0]
 
 
+@functools.lru_cache(maxsize=1)
+def _readable() -> tuple[str, ...]:
+    return tuple(readable_paths())
+
+
 def readable_paths() -> list[str]:
     """What a child may read: the system's programs and libraries, the Python runtime and its installed
     packages. The grader's own package is hidden again where it sits beneath one of these."""
@@ -161,7 +167,7 @@ def readable_paths() -> list[str]:
 
 def plan(source: Path, memory_limit: int, cuda: bool, cgroup_procs: list[str]) -> dict:
     """Everything ``llmc_isolate.enter`` needs for one call."""
-    readable = readable_paths()
+    readable = list(_readable())
     pkg = str(PACKAGE_DIR)
     hidden = [pkg] if any(pkg.startswith(p.rstrip("/") + "/") for p in readable) else []
     devices: list[str] = []

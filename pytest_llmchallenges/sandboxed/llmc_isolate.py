@@ -94,6 +94,8 @@ def safe_copy(src: str, dst: str) -> list[str]:
                     os.symlink(target, out)
             elif not stat.S_ISREG(st.st_mode):
                 skipped.append(f"{rel} (not a regular file)")
+            elif st.st_nlink > 1:
+                skipped.append(f"{rel} (a hard link: the file has other names outside the folder)")
             elif total + st.st_size > COPY_LIMIT_BYTES or files >= COPY_LIMIT_FILES:
                 skipped.append(f"{rel} (over the copy limit of {COPY_LIMIT_BYTES >> 20} MiB, {COPY_LIMIT_FILES} files)")
             else:
@@ -204,15 +206,20 @@ def drop_privileges() -> None:
     _check(_libc.capset(header, data), "capset")
 
 
-def _wait_and_mirror(pid: int) -> None:
-    """Wait for ``pid`` (reaping any orphan meanwhile) and end this process the same way it ended."""
+def _wait(pid: int) -> int:
+    """Wait for ``pid``, reaping any orphan meanwhile; its wait status."""
     while True:
         try:
             got, status = os.waitpid(-1, 0)
         except ChildProcessError:
-            os._exit(70)
+            return 70 << 8
         if got == pid:
-            break
+            return status
+
+
+def _end_like(status: int) -> None:
+    """End this process the way a process with this wait status ended (pid 1 of a namespace cannot signal
+    itself, so it passes the status on and the outer process, which can, mirrors it)."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         __import__("resource").setrlimit(__import__("resource").RLIMIT_CORE, (0, 0))
@@ -241,9 +248,13 @@ def enter(plan: dict) -> list[str]:
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"0 {uid} 1")
     _write("/proc/self/gid_map", f"0 {gid} 1")
+    r_status, w_status = os.pipe()
     init = os.fork()
     if init:
-        _wait_and_mirror(init)
+        os.close(w_status)
+        status = _wait(init)
+        reported = os.read(r_status, 32)
+        _end_like(int(reported) if reported.strip().isdigit() else status)
     # pid 1 of the call: build the root, then serve in a child so that pid 1's signal rules do not apply to it
     skipped: list[str] = []
     try:
@@ -253,8 +264,11 @@ def enter(plan: dict) -> list[str]:
         sys.stderr.write(f"llmc sandbox: isolation failed: {exc}\n")
         sys.stderr.flush()
         os._exit(FAILED)
+    os.close(r_status)
     server = os.fork()
     if server:
-        _wait_and_mirror(server)
+        os.write(w_status, str(_wait(server)).encode())
+        os._exit(0)
+    os.close(w_status)
     drop_privileges()
     return skipped
