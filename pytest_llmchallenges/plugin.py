@@ -53,6 +53,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("llm_memory", HELP["memory"], default="")
     parser.addini("llm_reference", HELP["reference"], type="bool", default=False)
     parser.addini("llm_fast", HELP["fast"], type="bool", default=False)
+    seed_help = "seed of every test's inputs (default 0: fixed inputs; 'random' draws one); recorded in the reports"
+    iso_help = "auto: isolate as far as the host allows; strict: refuse to grade without full isolation; off"
+    group.addoption("--llm-seed", default=None, metavar="N|random", help=seed_help)
+    group.addoption("--llm-isolation", default=None, choices=("auto", "strict", "off"), help=iso_help)
+    parser.addini("llm_seed", seed_help, default="")
+    parser.addini("llm_isolation", iso_help, default="")
 
 
 def _flag(config: pytest.Config, name: str) -> bool:

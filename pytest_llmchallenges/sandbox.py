@@ -15,6 +15,7 @@ import os
 import select
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -106,6 +107,14 @@ def _describe_exit(code: int) -> str:
             name = f"signal {-code}"
         return f"the child process was killed by {name}"
     return f"the child process exited with status {code} before returning a result"
+
+
+def _remove(folder: Path) -> None:
+    """Remove a temp folder whatever a child left in it (a tree too deep for shutil.rmtree's recursion)."""
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+    except RecursionError:
+        subprocess.run(["rm", "-rf", "--", str(folder)], check=False, capture_output=True)
 
 
 def _array_bytes(value: Any, depth: int = 0) -> int:
@@ -266,7 +275,7 @@ class Sandbox:
             if cgroup is not None:
                 cgroup.remove()
             if work is not None:
-                shutil.rmtree(work, ignore_errors=True)
+                _remove(work)
 
     def _run_in(
         self,
