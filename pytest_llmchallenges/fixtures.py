@@ -9,7 +9,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from . import seeding
+from . import isolation, seeding
 from .challenges import CHALLENGES
 from .sandbox import DEFAULT_MEMORY_LIMIT, Sandbox
 from .sandboxed import llmc_scan
@@ -27,6 +27,13 @@ def challenge_of(request: pytest.FixtureRequest) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     seeding.run_seed(config)  # 'random' is drawn here, in the controller, before pytest-xdist starts workers
+    mode = isolation.mode(config)
+    if mode == "strict" and not isolation.probe().full:
+        raise pytest.UsageError(f"--llm-isolation=strict refuses to grade: {isolation.describe()}")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [isolation.describe(isolation.mode(config)), seeding.describe(config)]
 
 
 def _stable_seed(text: str, config: pytest.Config | None = None) -> int:
@@ -67,7 +74,7 @@ def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
         seed=_stable_seed(request.node.originalname, config),
         override_timeout=float(user_timeout) if user_timeout else None,
         confine=not CHALLENGES[challenge].cuda_runtime,
-        isolation=config.getoption("llm_isolation", None) or config.getini("llm_isolation") or None,
+        isolation=isolation.mode(config),
     )
 
 

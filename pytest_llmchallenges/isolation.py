@@ -114,6 +114,19 @@ def probe() -> Host:
     return _HOST[0]
 
 
+def mode(config: object) -> str:
+    """The run's --llm-isolation (ini ``llm_isolation``; default auto)."""
+    value = config.getoption("llm_isolation", None) or config.getini("llm_isolation")  # type: ignore[attr-defined]
+    return value if value in MODES else "auto"
+
+
+def run_entry(config: object) -> dict[str, object]:
+    """What the reports' run section records about isolation and inputs."""
+    from . import seeding
+
+    return {"seed": seeding.run_seed(config), "isolation": describe(mode(config))}  # type: ignore[arg-type]
+
+
 LOST = {
     "namespaces": "no namespaces: the child can read every file its user can, reach the network except TCP, "
     "and see the grading processes",

@@ -393,7 +393,8 @@ class Sandbox:
                             if request["measure_memory"]:
                                 meter.start()
                             llmc_wire.write_frame(w_req, "go")
-                        elif event == "done" and first:
+                        elif event == "done" and "ready" in seen and "done:answered" not in seen:
+                            seen.add("done:answered")  # answered once, and only after "ready", as the driver expects
                             llmc_wire.write_frame(w_req, "send")  # the measurement goes on until the result
                         elif event == "result":
                             if meter.measuring:
