@@ -45,6 +45,10 @@ OPTIONS: list[tuple[str, dict[str, Any], str | None, str]] = [
     ("reference", {"action": "store_true", "default": None}, "bool",
      "grade the reference solutions shipped inside the installed package"),
     ("fast", {"action": "store_true", "default": None}, "bool", "skip tests marked slow"),
+    ("seed", {"default": None, "metavar": "N|random"}, None,
+     "seed of every test's inputs (default 0: fixed inputs; 'random' draws one); recorded in the reports"),
+    ("isolation", {"default": None, "choices": ("auto", "strict", "off")}, None,
+     "auto: isolate as far as the host allows; strict: refuse to grade without full isolation; off"),
 ]  # fmt: skip
 HELP = {name: text for name, _, _, text in OPTIONS}
 _GRADER = "llmchallenges-grader"
