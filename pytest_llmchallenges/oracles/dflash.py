@@ -130,9 +130,11 @@ def judge_cycle(answer: CycleAnswer, appended: Sequence[int], floor: int = 1) ->
     if got != answer.greedy[: len(got)]:
         pairs = zip(got, answer.greedy, strict=False)
         first = next((k for k, (a, b) in enumerate(pairs) if a != b), len(answer.greedy))
+        repeated = first < len(got) and got[first] in got[:first]
         return (
             f"appended {got}, but greedy decoding continues {answer.greedy[: len(got)]} "
-            f"(first difference at token {first})"
+            f"(first difference at token {first}"
+            + (f": token {got[first]} emitted twice, a duplicated token)" if repeated else ")")
         )
     if len(got) < floor:
         return (
