@@ -40,7 +40,7 @@ def make_tree_mask(num_prompt, parent_idx):
     mask = np.full((total, total), -1e9)
     for i in range(num_prompt):
         mask[i, : i + 1] = 0.0
-    for node, parent in enumerate(parent_idx):
+    for node in range(len(parent_idx)):
         row = num_prompt + node
         mask[row, :num_prompt] = 0.0
         while node >= 0:
