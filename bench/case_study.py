@@ -12,6 +12,7 @@ passed) and the other does not. Each disagreement gets one line, taken from the 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 from pathlib import Path
@@ -20,6 +21,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- matrix:start -->", "<!-- matrix:end -->"
 GOOD_LETTERS = {"A+", "A", "A-", "B+", "B", "B-"}
+# Which failure speaks for a cell: a demonstrated defect before a limit hit, a limit before "not driven".
+CATEGORY_RANK = {"compile": 0, "wrong": 0, "error": 1, "crash": 1, "memory": 2, "timeout": 3, "interface": 4}
+
+
+def suite_order(challenge: str) -> list[str]:
+    """The suite's tests in definition order: the prompt's own tests come first in every suite."""
+    path = REPO / "pytest_llmchallenges" / "suites" / f"test_{challenge}.py"
+    if not path.exists():
+        return []
+    tree = ast.parse(path.read_text())
+    return [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
 
 
 def judge_grades(readme: Path) -> tuple[list[str], dict[tuple[str, str], str]]:
@@ -52,7 +64,7 @@ def _ours(entry: dict[str, Any] | None) -> str:
     return f"{entry['grade']} ({entry['passed']}/{entry['passed'] + entry['failed']})"
 
 
-def _one_line(message: str, limit: int = 220) -> str:
+def _one_line(message: str, limit: int = 300) -> str:
     text = " ".join(message.split()).replace("|", "\\|")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -64,8 +76,13 @@ def disagreement(entry: dict[str, Any] | None, judge: str) -> str | None:
         return "not answered (scaffold only); the judge graded it" if judge not in ("-", "") else None
     failed = [t for t in entry["tests"] if t["outcome"] == "failed"]
     if judged_good and failed:
-        real = [t for t in failed if t["category"] != "interface"] or failed
-        first = real[0]
+        order = suite_order(entry["name"])
+
+        def rank(t: dict[str, Any]) -> tuple[int, int]:
+            where = order.index(t["test"]) if t["test"] in order else len(order)
+            return CATEGORY_RANK.get(t["category"], 1), where
+
+        first = min(failed, key=rank)
         label = "not driven" if first["category"] == "interface" else first["category"]
         return f"`{first['test']}` [{label}]: {_one_line(first['message'])}"
     if not judged_good and judge not in ("-", "") and not failed and entry["passed"]:

@@ -111,8 +111,8 @@ def _check_cycles(sandbox, lm: MinimalLM, cases: list[Case], floor: bool = False
         problem = oracle.judge_cycle(answer, got["appended"], _floor(g, tokens, parents) if floor else 1)
         if problem:
             failures.append(
-                f"{label} (prompt {prompt}, tree tokens {tokens}, parents {parents}): returned accepted="
-                f"{got['accepted']}, new_token={got['new_token']}; {problem}"
+                f"{label}: {problem}; prompt {prompt}, tree tokens {tokens}, parents {parents}, returned "
+                f"accepted={got['accepted']}, new_token={got['new_token']}"
             )
     if failures:
         wrong(f"{len(failures)} of {len(cases)} cycles wrong ({how}): " + " | ".join(failures[:4]))
