@@ -97,13 +97,20 @@ def _expected(result: dict, spec: dict) -> tuple[list, bool]:
     return best[1], best[2]
 
 
-def _compare(result: dict, spec: dict, first: int = 0, prefix: str = "") -> None:
+def _compare(result: dict, spec: dict, first: int = 0, prefix: str = "", prompt_ends: bool = False) -> None:
     """Every op's outputs from ``first`` on against the oracle replay of the same script, per layer; a
-    mismatch is named when it matches a classic wrong behaviour (oracles.kv.explain)."""
+    mismatch is named when it matches a classic wrong behaviour (oracles.kv.explain). ``prompt_ends`` also
+    checks the prefill output at each prompt's last token, which sees the whole prompt whether or not the
+    prefill is causal (causality is test_causal_prefill's alone)."""
     if "error" in result:
         at = result["error"]["op"]
         wrong(f"{prefix}the submission raised during {_describe(spec['ops'][at], at)}: {result['error']['message']}")
     expected, transpose = _expected(result, spec)
+    if prompt_ends and first > 0:
+        ends = np.asarray(spec["ops"][0]["lengths"]) - 1
+        rows = np.arange(len(ends))
+        what = f"{prefix}{_describe(spec['ops'][0], 0)}, last prompt token"
+        assert_close(result["outputs"][0][:, rows, ends], expected[0][:, rows, ends], RTOL, what)
     for index, (got, want) in enumerate(zip(result["outputs"], expected, strict=True)):
         if index < first:
             continue
@@ -155,9 +162,10 @@ def test_variable_length_batch(sandbox, rng):
 
 def test_multi_head(sandbox, rng):
     """H = 3 heads of width 5 (D = 15, not a square layout): each head attends with its own slice of q, k, v;
-    a reshape-order bug ((B, T, D) read as (B, H, T, Dh)) mixes heads and positions."""
+    a reshape-order bug ((B, T, D) read as (B, H, T, Dh)) mixes heads and positions. Checked on the decode
+    steps and on each prompt's last token (a merge-order bug shows only where T > 1)."""
     spec = _spec(rng, lengths=[4, 4], decode_steps=3, num_heads=3, head_dim=5)
-    _compare(_run(sandbox, spec), spec, first=1)
+    _compare(_run(sandbox, spec), spec, first=1, prompt_ends=True)
 
 
 def test_long_decode_keeps_history(sandbox, rng):
