@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import llmc_scan
 from llmc_api import InterfaceError, Role, Submission, SubmissionError, split_arguments
 
 ROLES = {
@@ -725,16 +726,30 @@ def _function_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine
     return makers
 
 
+def _over_cache(params: Any) -> bool:
+    concepts = {_concept(p) for p in params}
+    return "cache" in concepts and ("q" in concepts or {"x", "wq"} <= concepts)
+
+
 def _attends(sub: Submission, cls: type) -> list[Attend]:
-    """Attention callables over a cache of class ``cls``: writers (take k, v) and readers (take q); each
-    module-level one takes the cache, or hidden states with the projection weights."""
+    """Attention callables over a cache of class ``cls``, found by signature whatever their names: writers
+    (take k, v) and readers (take q); each module-level one takes the cache, and queries or hidden states
+    with the projection weights. Named step candidates first, then the other module-level functions."""
+    named = [c for c in sub.candidates("step") if "." not in c.name]
+    seen = {(c.file, c.name) for c in named}
+    others = [
+        (d.file, d.name)
+        for d in sub.scan.definitions
+        if d.kind == "function" and (d.file, d.name) not in seen and _over_cache(d.params)
+        and not llmc_scan.looks_stale(d.file)
+    ]  # fmt: skip
     found = []
-    for cand in [c for c in sub.candidates("step") if "." not in c.name][:8]:
+    for file, name in [(c.file, c.name) for c in named][:8] + others[:8]:
         try:
-            fn = cand.load()
+            fn = sub.load(file, name)
         except (InterfaceError, SubmissionError):
             continue
-        if callable(fn) and _takes(fn, "cache") and (_takes(fn, "q") or (_takes(fn, "x") and _takes(fn, "wq"))):
+        if callable(fn) and _over_cache(p.name for p in _params(fn)):
             found.append(Attend(fn))
     for name in _methods(cls, _CACHE_ATTEND):
         fn = getattr(cls, name)
