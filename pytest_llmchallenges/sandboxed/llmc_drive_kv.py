@@ -39,8 +39,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import llmc_scan
+import numpy as np
 from llmc_api import InterfaceError, Role, Submission, SubmissionError, split_arguments
 
 ROLES = {

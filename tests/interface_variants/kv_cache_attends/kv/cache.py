@@ -19,7 +19,7 @@ class SequenceCache:
     def attend(self, q: np.ndarray, k: np.ndarray, v: np.ndarray, n_new=None) -> np.ndarray:
         """q, k, v: (B, T, H, Dh); sequence b brings its first n_new[b] tokens (default T). Returns
         (B, T, H, Dh), zeros at padding."""
-        b, t, h, dh = q.shape
+        b, t, _, dh = q.shape
         n_new = np.full(b, t) if n_new is None else np.asarray(n_new)
         if np.any(self.used + n_new > self.k.shape[1]):
             raise CacheFull(f"{int((self.used + n_new).max())} tokens do not fit in {self.k.shape[1]}")

@@ -30,7 +30,7 @@ class MultiHeadAttention:
         b, s, _ = t.shape
         return t.reshape(b, s, self.h, self.dh).transpose(0, 2, 1, 3)
 
-    def forward(self, x, kv_cache: Optional[dict] = None, layer_idx: int = 0, lengths=None):
+    def forward(self, x, kv_cache: Optional[dict] = None, layer_idx: int = 0, lengths=None):  # noqa: UP045
         """x: (B, S, D), right-padded, lengths[b] real tokens (default S). kv_cache: {layer_idx: (K, V, lens)}
         or None. Returns (out (B, S, D), (K, V, lens)): the cache state with the new tokens appended."""
         b, s, _ = x.shape
