@@ -95,6 +95,9 @@ def _replay(layers: Sequence[Weights], num_heads: int, ops: Sequence[dict[str, A
             elif wrong == "overwritten" and past:
                 keys = np.concatenate([past[-1], new])
                 allowed = np.arange(len(keys))[None, :] <= (len(keys) - n + np.arange(n))[:, None]
+            elif wrong == "no history":
+                keys = new
+                allowed = np.arange(n)[None, :] <= np.arange(n)[:, None]
             elif wrong == "position 0":
                 keys, allowed = history[:1], np.ones((n, 1), dtype=bool)
             elif wrong == "padding" and index > 0 and ops[0]["op"] == "prefill":
@@ -116,10 +119,27 @@ EXPLANATIONS = {
     "(the outputs equal attention over the whole padded chunk)",
     "overwritten": "the cache is overwritten instead of appended to: the output equals attention over only the "
     "previous operation's tokens and the new one",
+    "no history": "no history is kept (the cache is overwritten at every step): the output equals attention over "
+    "the new tokens alone",
     "position 0": "the decode step attends only to position 0 of its sequence (the output equals that token's value)",
     "padding": "the padding positions of the shorter prompts are read as history (the output equals attention "
     "over the padded prompt)",
 }
+
+
+def closest_error(layers: Sequence[Weights], num_heads: int, ops: Sequence[dict[str, Any]], outputs: Sequence,
+                  x_scale: float = 1.0, transpose: bool = False) -> float:  # fmt: skip
+    """How well the outputs fit this orientation of the weights: per op, the smallest error against the right
+    replay or any named wrong behaviour, summed (a wrong answer still fits its own weights best)."""
+    total = 0.0
+    for index, got in enumerate(outputs):
+        got = np.asarray(got, np.float64)
+        errors = [
+            float(np.abs(got - _replay(layers, num_heads, ops, index, x_scale, transpose, name)).max())
+            for name in [None, *EXPLANATIONS]
+        ]
+        total += min(errors)
+    return total
 
 
 def explain(layers: Sequence[Weights], num_heads: int, ops: Sequence[dict[str, Any]], index: int,
