@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .challenges import CHALLENGE_NAMES, CHALLENGES
+from .report_view import capability_label
 from .scoring import challenge_score, letter, overall_score
 
 SCHEMA = "pytest-llmchallenges/report/2"
@@ -201,7 +202,7 @@ def _merge_efficiency(into: dict[str, tuple[int, Any]], label: str, eff: Any, su
             into[challenge] = (weight, value)
 
 
-def _status(tests: list[dict[str, Any]]) -> tuple[str, str | None]:
+def _status(tests: list[dict[str, Any]], labels: str) -> tuple[str, str | None]:
     real = [t for t in tests if category(t) != "grader"]
     graded = sum(is_graded(t) for t in real)
     if real and all(category(t) == "missing" for t in real):
@@ -209,7 +210,7 @@ def _status(tests: list[dict[str, Any]]) -> tuple[str, str | None]:
     capability = [t for t in real if t.get("outcome") == "skipped" and category(t) == "capability"]
     if capability:
         reason = Counter(str(t.get("message") or "a capability") for t in capability).most_common(1)[0][0]
-        return "partial", f"{graded} of {len(real)} graded: {reason}"
+        return "partial", f"{graded} of {len(real)} graded: {labels or reason}"
     return ("graded" if graded else "n/a"), None
 
 
@@ -228,7 +229,8 @@ def rescore(doc: dict[str, Any]) -> dict[str, Any]:
             passed = sum(t.get("outcome") == "passed" for t in real)
             failed = sum(t.get("outcome") == "failed" for t in real)
             skipped = sum(t.get("outcome") == "skipped" for t in real)
-            status, reason = _status(tests)
+            caps = [str(x) for x in c.get("missing_capabilities") or []]
+            status, reason = _status(tests, ", ".join(capability_label(x) for x in caps))
             score = challenge_score(passed, failed)
             c.update(
                 status=status,
@@ -242,7 +244,7 @@ def rescore(doc: dict[str, Any]) -> dict[str, Any]:
                 grade=NO_GRADE if score is None or status in ("missing", "n/a") else letter(score),
             )
             c.setdefault("missing_capabilities", [])
-            by_category.update(category(t) or "failed" for t in real if t.get("outcome") == "failed")
+            by_category.update(category(t) for t in tests if category(t))  # as reports.py counts them
             sums.update(passed=passed, failed=failed, skipped=skipped)
             if status == "missing":
                 scored.append((c["difficulty"], 0.0 if mode == "all" else None))
@@ -263,8 +265,9 @@ def rescore(doc: dict[str, Any]) -> dict[str, Any]:
             },
         )
     subs = sorted(doc.get("submissions") or [], key=lambda s: (-float(s["overall_score"]), str(s["name"])))
-    for i, s in enumerate(subs, 1):
-        s["rank"] = i
+    for i, s in enumerate(subs):  # equal scores share a rank, as in a single run's report
+        same = i and subs[i - 1]["overall_score"] == s["overall_score"]
+        s["rank"] = subs[i - 1]["rank"] if same else i + 1
     doc["submissions"] = subs
     if isinstance(doc.get("run"), dict):
         doc["run"]["provisional"] = any(s["provisional"] for s in subs)

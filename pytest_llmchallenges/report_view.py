@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import capabilities
 from .challenges import CHALLENGE_NAMES, CHALLENGES
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies. Grade bands go green -> vermillion;
@@ -171,12 +172,18 @@ def cell(model: str, entry: dict[str, Any] | None) -> Cell:
         reason = str(entry.get("partial_reason") or "some tests could not run here")
         if graded == 0:
             caps = entry.get("missing_capabilities") or []
-            word = f"no {caps[0]}" if caps else "not run"
+            word = capability_label(caps[0]) if caps else "not run"
             return Cell("partial", f"{ICONS['partial']} {word}{flag}", "n/a", reason + fault_note, anchor)
         text = f"{ICONS['partial']} {passed}/{graded} {grade}{flag}"
         return Cell("partial", text, _band(grade), reason + fault_note, anchor)
     title = f"{passed} of {graded} graded tests pass" + fault_note
     return Cell("graded", f"{passed}/{graded} {grade}{flag}", _band(grade), title, anchor if failed or faults else "")
+
+
+def capability_label(capability: str) -> str:
+    """``no CUDA GPU`` for ``cuda_gpu``: the capabilities module's words where it has them."""
+    labels: dict[str, str] = getattr(capabilities, "LABELS", {})
+    return labels.get(capability, f"no {capability}")
 
 
 def _first_skip_reason(tests: list[dict[str, Any]]) -> str:
@@ -212,8 +219,7 @@ def model_failures(sub: dict[str, Any]) -> ModelFailures:
         not_graded += _collapse(cname, [t for t in tests if t.get("outcome") == "skipped"])
     if missing:  # one line for all of them: a missing challenge is not ten identical "no submission" lines
         not_graded.insert(0, FailureLine("", "missing", "no folder for these challenges", tuple(missing)))
-    by_cat = (sub.get("counts") or {}).get("by_category") or counts
-    categories = sorted(((str(k), _int(v)) for k, v in by_cat.items() if _int(v)), key=lambda kv: (-kv[1], kv[0]))
+    categories = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     graded = sum(_int(c.get("passed")) + _int(c.get("failed")) for c in sub.get("challenges") or [])
     return ModelFailures(name, slug(name), categories, graded, failed, not_graded)
 

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_llmchallenges.report_html import to_html
 from pytest_llmchallenges.report_markdown import to_markdown
-from pytest_llmchallenges.report_view import build_view, cell
+from pytest_llmchallenges.report_view import build_view, capability_label, cell
 
 FIXTURES = Path(__file__).parent / "report_fixtures"
 
@@ -61,7 +61,8 @@ def test_states_differ_by_word_or_icon_not_only_colour() -> None:
         "partial": beta["fuse"].text,
         "grader": beta["beam_search"].text,
     }
-    assert texts == {"missing": "∅ missing", "n/a": "– n/a", "partial": "◐ no cuda_gpu", "grader": "1/2 D ⚠"}
+    partial = f"◐ {capability_label('cuda_gpu')}"
+    assert texts == {"missing": "∅ missing", "n/a": "– n/a", "partial": partial, "grader": "1/2 D ⚠"}
     assert len({t.split()[0] for t in texts.values()}) == 4
     assert beta["kv"].text == "0/3 F" and beta["kv"].anchor == "beta-kv"
 
