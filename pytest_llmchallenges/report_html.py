@@ -80,7 +80,8 @@ def _ranking(view: View) -> str:
             else ""
         )
         row = (
-            f"<tr><td class='num'>{r.rank}</td><th class='m' title='{esc(r.name)}'><a href='#{esc(slug(r.name))}'>{esc(r.name)}</a></th>"
+            f"<tr><td class='num'>{r.rank}</td><th class='m' title='{esc(r.name)}'>"
+            f"<a href='#{esc(slug(r.name))}'>{esc(r.name)}</a></th>"
             f"<td class='num'>{r.score:.3f}</td>"
             f"<td class='grade' style='background:{colour};color:{_text_colour(r.grade[:1])}'>{esc(r.grade)}</td>"
             f"<td class='num'>{esc(r.coverage)}{prov}</td>"
@@ -99,7 +100,8 @@ def _matrix(view: View) -> str:
     for r in view.ranking:
         cells = "".join(_cell_td(view.matrix[r.name][c]) for c, _ in view.challenges)
         rows.append(
-            f"<tr><th class='m' title='{esc(r.name)}'>{esc(r.name)}</th><td class='grade'>{esc(r.grade)}</td>{cells}</tr>"
+            f"<tr><th class='m' title='{esc(r.name)}'>{esc(r.name)}</th>"
+            f"<td class='grade'>{esc(r.grade)}</td>{cells}</tr>"
         )
     legend = "".join(
         f"<span><span class='k' style='background:{BAND_COLOURS.get(k, WHITE)}'>{esc(word)}</span>{esc(why)}</span>"
