@@ -99,7 +99,8 @@ def _difficulty(name: str) -> str:
 
 
 def _run_entry(label: str, doc: dict[str, Any]) -> dict[str, Any]:
-    run = doc.get("run") if isinstance(doc.get("run"), dict) else {}
+    found = doc.get("run")
+    run: dict[str, Any] = found if isinstance(found, dict) else {}
     return {
         "run": label,
         "schema": doc.get("schema"),
