@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .challenges import CHALLENGE_NAMES, CHALLENGES
-from .report_view import capability_label
+from .report_view import capability_label, category
 from .scoring import challenge_score, letter, overall_score
 
 SCHEMA = "pytest-llmchallenges/report/2"
@@ -38,18 +38,6 @@ def test_key(test: dict[str, Any]) -> str:
     """What identifies a test across machines: the node id without its path (rootdirs differ), else the name."""
     nodeid = str(test.get("nodeid") or "")
     return nodeid.split("::", 1)[1] if "::" in nodeid else str(test.get("test") or nodeid)
-
-
-def category(test: dict[str, Any]) -> str:
-    """The test's category; a schema-1 skip ("skipped" + reason) is read as ``missing`` or ``capability``."""
-    cat = str(test.get("category") or "")
-    if cat == "skipped":
-        message = str(test.get("message") or "")
-        if message.startswith("no submission for "):
-            return "missing"
-        if message.startswith("needs "):
-            return "capability"
-    return cat
 
 
 def is_graded(test: dict[str, Any]) -> bool:

@@ -27,6 +27,7 @@ from .report_view import (
 
 esc = html.escape
 WHITE = "#FFFFFF"
+MESSAGE = 180  # characters of a failure message shown; the whole message is the line's tooltip
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328;max-width:1350px}
@@ -41,7 +42,7 @@ font-weight:400} .matrix th.m,.rank th.m{white-space:nowrap;max-width:220px;over
 td.missing{background-image:repeating-linear-gradient(45deg,#fff 0 5px,#eee 5px 10px);color:#57606a}
 td.absent{color:#8c959f} .legend{display:flex;flex-wrap:wrap;gap:6px 14px;font-size:12px;margin:8px 0}
 .legend span.k{display:inline-block;border:1px solid #8c959f;padding:0 6px;margin-right:4px;white-space:nowrap}
-.grade{font-weight:700} .prov{color:#8a4b00;font-size:12px} .charts{display:flex;gap:32px;flex-wrap:wrap}
+.grade{font-weight:700} .prov{color:#8a4b00;font-size:12px} .charts{display:flex;gap:32px;flex-wrap:wrap;align-items:flex-start}
 .fail{margin:2px 0 8px;padding-left:20px;font-size:13px;list-style:none} .fail li{margin:2px 0}
 .fail ul{padding-left:18px;list-style:disc} .cat{font-weight:600}
 .count{display:inline-block;background:#1f2328;color:#fff;border-radius:9px;padding:0 6px;font-size:11px}
@@ -216,7 +217,8 @@ def _line(f: FailureLine, skipped: bool = False, limit: int = 3) -> str:
     cls = " class='ng'" if skipped else ""
     where = f"{esc(f.challenge)} · " if f.challenge else ""
     cat = f"<span class='cat'>{esc(f.category or 'skipped')}</span>"
-    return f"<li{cls}>{count}{where}{cat}: {esc(f.message)} — {names}</li>"
+    message = f.message if len(f.message) <= MESSAGE else f.message[: MESSAGE - 1] + "…"
+    return f"<li{cls} title='{esc(f.message)}'>{count}{where}{cat}: {esc(message)} — {names}</li>"
 
 
 def _bare(f: FailureLine) -> FailureLine:
@@ -255,8 +257,7 @@ def to_html(data: dict[str, Any]) -> str:
 <h1>LLM challenge grades</h1>
 <p class="meta">{esc(view.run_line)}{runs}</p>
 <h2>Ranking</h2>
-{_ranking(view)}
-<div class="charts">{charts}</div>
+<div class="charts">{_ranking(view)}{charts}</div>
 <h2>Matrix</h2>
 {_matrix(view)}
 {_efficiency(view)}

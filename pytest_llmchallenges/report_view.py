@@ -141,6 +141,18 @@ def _band(grade: str) -> str:
     return grade[:1] if grade[:1] in "ABCDF" and grade[:1] else "n/a"
 
 
+def category(test: dict[str, Any]) -> str:
+    """The test's category; a schema-1 skip ("skipped" + reason) is read as ``missing`` or ``capability``."""
+    cat = str(test.get("category") or "")
+    if cat == "skipped":
+        message = str(test.get("message") or "")
+        if message.startswith("no submission for "):
+            return "missing"
+        if message.startswith("needs "):
+            return "capability"
+    return cat
+
+
 def _is_grader(test: dict[str, Any]) -> bool:
     return test.get("category") == "grader"
 
@@ -154,6 +166,8 @@ def cell(model: str, entry: dict[str, Any] | None) -> Cell:
     tests = entry.get("tests") or []
     faults = sum(_is_grader(t) for t in tests)
     status = str(entry.get("status") or "graded")
+    if status == "graded" and any(t.get("outcome") == "skipped" and category(t) == "capability" for t in tests):
+        status = "partial"  # a schema-1 report has no "partial": its capability skips say it
     passed, failed = _int(entry.get("passed")), _int(entry.get("failed"))
     graded = _int(entry.get("graded", passed + failed))
     grade = str(entry.get("grade") or "-")
@@ -169,7 +183,7 @@ def cell(model: str, entry: dict[str, Any] | None) -> Cell:
         reason = _first_skip_reason(tests) or "nothing graded"
         return Cell("n/a", f"{ICONS['n/a']} n/a{flag}", "n/a", reason + fault_note, anchor)
     if status == "partial":
-        reason = str(entry.get("partial_reason") or "some tests could not run here")
+        reason = str(entry.get("partial_reason") or _first_skip_reason(tests) or "some tests could not run here")
         if graded == 0:
             caps = entry.get("missing_capabilities") or []
             word = capability_label(caps[0]) if caps else "not run"
