@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .challenges import CHALLENGE_NAMES, CHALLENGES
-from .report_view import capability_label, category
+from .report_view import capability_label, category, unanswered
 from .scoring import challenge_score, letter, overall_score
 
 SCHEMA = "pytest-llmchallenges/report/2"
@@ -194,7 +194,7 @@ def _merge_efficiency(into: dict[str, tuple[int, Any]], label: str, eff: Any, su
 def _status(tests: list[dict[str, Any]], labels: str) -> tuple[str, str | None]:
     real = [t for t in tests if category(t) != "grader"]
     graded = sum(is_graded(t) for t in real)
-    if real and all(category(t) == "missing" for t in real):
+    if real and unanswered(real):
         return "missing", None
     capability = [t for t in real if t.get("outcome") == "skipped" and category(t) == "capability"]
     if capability:

@@ -42,7 +42,8 @@ font-weight:400} .matrix th.m,.rank th.m{white-space:nowrap;max-width:220px;over
 td.missing{background-image:repeating-linear-gradient(45deg,#fff 0 5px,#eee 5px 10px);color:#57606a}
 td.absent{color:#8c959f} .legend{display:flex;flex-wrap:wrap;gap:6px 14px;font-size:12px;margin:8px 0}
 .legend span.k{display:inline-block;border:1px solid #8c959f;padding:0 6px;margin-right:4px;white-space:nowrap}
-.grade{font-weight:700} .prov{color:#8a4b00;font-size:12px} .charts{display:flex;gap:32px;flex-wrap:wrap;align-items:flex-start}
+.grade{font-weight:700} .prov{color:#8a4b00;font-size:12px}
+.charts{display:flex;gap:32px;flex-wrap:wrap;align-items:flex-start}
 .fail{margin:2px 0 8px;padding-left:20px;font-size:13px;list-style:none} .fail li{margin:2px 0}
 .fail ul{padding-left:18px;list-style:disc} .cat{font-weight:600}
 .count{display:inline-block;background:#1f2328;color:#fff;border-radius:9px;padding:0 6px;font-size:11px}

@@ -153,6 +153,12 @@ def category(test: dict[str, Any]) -> str:
     return cat
 
 
+def unanswered(tests: list[dict[str, Any]]) -> bool:
+    """No folder: every test that this machine could run says "missing" (the others lack a capability)."""
+    cats = [category(t) for t in tests]
+    return "missing" in cats and all(c in ("missing", "capability") for c in cats)
+
+
 def _is_grader(test: dict[str, Any]) -> bool:
     return test.get("category") == "grader"
 
@@ -168,6 +174,8 @@ def cell(model: str, entry: dict[str, Any] | None) -> Cell:
     status = str(entry.get("status") or "graded")
     if status == "graded" and any(t.get("outcome") == "skipped" and category(t) == "capability" for t in tests):
         status = "partial"  # a schema-1 report has no "partial": its capability skips say it
+    if status == "partial" and unanswered(tests):
+        status = "missing"
     passed, failed = _int(entry.get("passed")), _int(entry.get("failed"))
     graded = _int(entry.get("graded", passed + failed))
     grade = str(entry.get("grade") or "-")
@@ -208,7 +216,8 @@ def _collapse(challenge: str, tests: list[dict[str, Any]]) -> list[FailureLine]:
     """One line per distinct (category, reason); the tests that share it are counted, not repeated."""
     groups: dict[tuple[str, str], list[str]] = {}
     for t in tests:
-        key = (str(t.get("category") or ""), str(t.get("message") or "").strip())
+        cat, message = str(t.get("category") or ""), str(t.get("message") or "").strip()
+        key = (cat, message.removeprefix(f"{cat}: ") if cat else message)
         groups.setdefault(key, []).append(str(t.get("test") or t.get("nodeid") or "?"))
     return [FailureLine(challenge, cat, msg, tuple(names)) for (cat, msg), names in groups.items()]
 
@@ -222,7 +231,7 @@ def model_failures(sub: dict[str, Any]) -> ModelFailures:
     for c in sub.get("challenges") or []:
         cname = str(c.get("name", "?"))
         tests = [t for t in c.get("tests") or [] if not _is_grader(t)]
-        if c.get("status") == "missing":
+        if c.get("status") == "missing" or (c.get("status") == "partial" and unanswered(tests)):
             missing.append(cname)
             continue
         bad = [t for t in tests if t.get("outcome") == "failed"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_llmchallenges.merge import merge
 from pytest_llmchallenges.report_html import to_html
 from pytest_llmchallenges.report_markdown import to_markdown
 from pytest_llmchallenges.report_view import build_view, capability_label, cell
@@ -163,3 +164,36 @@ def test_a_missing_challenge_entry_is_not_run_and_html_escapes_names() -> None:
     page = to_html(hostile)
     assert "<script>" not in page
     assert cell("x", None).state == "absent"
+
+
+def test_no_folder_on_a_machine_without_the_capability_reads_missing() -> None:
+    """fuse on a CPU machine: "missing" for the one test that runs here, "capability" for the rest."""
+    entry = {
+        "name": "fuse",
+        "status": "partial",
+        "passed": 0,
+        "failed": 0,
+        "graded": 0,
+        "partial_reason": "0 of 3 graded: no CUDA GPU",
+        "tests": [
+            {
+                "test": "test_compiles",
+                "outcome": "skipped",
+                "category": "missing",
+                "message": "missing: no fuse folder",
+            },
+            {"test": "t2", "outcome": "skipped", "category": "capability", "message": "needs a CUDA GPU"},
+            {"test": "t3", "outcome": "skipped", "category": "capability", "message": "needs a CUDA GPU"},
+        ],
+    }
+    assert cell("m", entry).state == "missing"
+    view = build_view({"submissions": [{"name": "m", "challenges": [entry]}]})
+    assert [(f.category, f.tests) for f in view.failures[0].not_graded] == [("missing", ("fuse",))]
+    merged, _ = merge([("run", {"submissions": [{"name": "m", "challenges": [entry]}]})])
+    assert merged["submissions"][0]["challenges"][0]["status"] == "missing"
+
+
+def test_a_message_that_repeats_its_category_is_not_stuttered() -> None:
+    t = {"test": "x", "outcome": "failed", "category": "interface", "message": "interface: no entry point"}
+    view = build_view({"submissions": [{"name": "m", "challenges": [{"name": "kv", "failed": 1, "tests": [t]}]}]})
+    assert view.failures[0].failed[0].message == "no entry point"
