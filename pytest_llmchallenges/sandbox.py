@@ -44,6 +44,8 @@ class CallResult:
     peak_bytes: int | None = None
     attribution: str | None = None
     confinement: str = ""
+    # efficiency laps: per driver mark, the parent's clock on receipt and on release, VmRSS and VmHWM then
+    marks: list[dict[str, float]] = field(default_factory=list)
 
 
 class _OutputTail:
@@ -202,6 +204,7 @@ class Sandbox:
         phase, confinement, baseline, measuring = "start", "", 0, False
         r_res, w_req = proc.r_res, proc.w_req
         peak: int | None = None
+        marks: list[dict[str, float]] = []
         with contextlib.suppress(BrokenPipeError):  # a child that died at start-up is judged below
             llmc_wire.write_frame(w_req, request)
         os.set_blocking(r_res, False)
@@ -258,9 +261,18 @@ class Sandbox:
                             peak = None if hwm is None else max(0, hwm - baseline)
                             measuring = False
                             llmc_wire.write_frame(w_req, "send")
+                        elif event == "mark":  # timed from here, where the submission cannot reach the clock
+                            got = time.perf_counter()
+                            hwm = processes.status_field(proc.pid, "VmHWM") or 0
+                            processes.reset_peak_rss(proc.pid)
+                            rss = processes.status_field(proc.pid, "VmRSS") or 0
+                            marks.append({"recv": got, "hwm": hwm, "rss": rss, "go": time.perf_counter()})
+                            llmc_wire.write_frame(w_req, "go")
                         elif event == "result":
                             processes.kill_tree(proc.pid)  # done: closing its output lets the tail be read at once
-                            return self._finish(msg, output, peak, confinement, fail)
+                            result = self._finish(msg, output, peak, confinement, fail)
+                            result.marks = marks
+                            return result
             if measuring and peak_limit is not None:
                 extra = (processes.status_field(proc.pid, "VmHWM") or 0) - baseline
                 if extra > peak_limit:
