@@ -222,3 +222,26 @@ def spot_rows(n: int, count: int) -> list[int]:
     """Rows to check, chosen after the output arrived (first and last always included)."""
     picked = {0, n - 1} | {secrets.randbelow(n) for _ in range(count)}
     return sorted(picked)
+
+
+def versus(
+    sandbox: Sandbox, node: Any, arm: Arm, base: Arm, others: Sequence[Arm] = (), label: str = "naive", **kw: Any
+) -> tuple[dict[str, Samples], dict[str, Any]]:
+    """Measure ``arm`` against its baseline ``base`` (and ``others``, interleaved with them) and the common
+    figures: the summary "0.31x naive", the time ratio, ``suspicious``, median/spread/reps of every arm. Skips
+    the test with the reason when the submission cannot be measured."""
+    try:
+        s = measure(sandbox, [arm, base, *others], **kw)
+        ratio = s[arm.name].median / s[base.name].median
+        suspicious = speedup_check(sandbox, arm, ratio)
+    except NotMeasured as exc:
+        not_measured(node, str(exc))
+    figures: dict[str, Any] = {
+        "summary": ratio_summary(ratio, label) + (" (suspicious)" if suspicious else ""),
+        "vs_baseline": round(ratio, 3),
+        "faster_than_baseline": ratio < 1.0,
+        "suspicious": suspicious,
+    }
+    for a in (arm, base, *others):
+        figures.update(timing_figures(a.name.replace("-", ""), s[a.name]))
+    return s, figures
