@@ -3,6 +3,8 @@ costs. They run in the same kind of sandboxed child as the submission and never 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -47,3 +49,41 @@ def layer_norm_fwd_bwd(
     g = dy * gamma
     dx = inv * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
     return y, dx, dgamma, dbeta
+
+
+class CachedAttention:
+    """A plain KV cache for one layer: preallocated (B, capacity, D) keys and values, one write per step,
+    attention of the new token over the filled part (prefill only fills). Same conventions as the kv oracle (heads are consecutive
+    slices, scale 1/sqrt(Dh), output @ wo). Used like the kv driver's engines: prefill, decode, end_step."""
+
+    def __init__(self, setup: Any) -> None:
+        w = setup.weights[0]
+        self.wq, self.wk, self.wv, self.wo = w["wq"], w["wk"], w["wv"], w["wo"]
+        self.h, self.dh = setup.num_heads, setup.head_dim
+        self.k = np.zeros((setup.batch, setup.capacity, setup.d_model))
+        self.v = np.zeros_like(self.k)
+        self.n = 0
+
+    def _attend(self, q: np.ndarray, end: int) -> np.ndarray:
+        b, t, d = q.shape
+        qh = q.reshape(b, t, self.h, self.dh).transpose(0, 2, 1, 3)
+        kh = self.k[:, :end].reshape(b, end, self.h, self.dh).transpose(0, 2, 3, 1)
+        vh = self.v[:, :end].reshape(b, end, self.h, self.dh).transpose(0, 2, 1, 3)
+        s = qh @ kh / np.sqrt(self.dh)
+        p = np.exp(s - s.max(axis=-1, keepdims=True))
+        o = (p / p.sum(axis=-1, keepdims=True)) @ vh
+        return o.transpose(0, 2, 1, 3).reshape(b, t, d) @ self.wo
+
+    def prefill(self, layer: int, x: np.ndarray, lengths: np.ndarray) -> None:
+        """Fills the cache only: the efficiency laps time decoding, not the prompt's outputs."""
+        t = x.shape[1]
+        self.k[:, :t], self.v[:, :t] = x @ self.wk, x @ self.wv
+        self.n = t
+
+    def decode(self, layer: int, x: np.ndarray) -> np.ndarray:
+        self.k[:, self.n], self.v[:, self.n] = x @ self.wk, x @ self.wv
+        self.n += 1
+        return self._attend((x @ self.wq)[:, None], self.n)[:, 0]
+
+    def end_step(self) -> None:
+        pass
