@@ -53,8 +53,8 @@ def layer_norm_fwd_bwd(
 
 class CachedAttention:
     """A plain KV cache for one layer: preallocated (B, capacity, D) keys and values, one write per step,
-    attention of the new token over the filled part (prefill only fills). Same conventions as the kv oracle (heads are consecutive
-    slices, scale 1/sqrt(Dh), output @ wo). Used like the kv driver's engines: prefill, decode, end_step."""
+    attention of the new token over the filled part (prefill only fills). Same conventions as the kv oracle
+    (heads are consecutive slices, scale 1/sqrt(Dh), output @ wo). Used like the kv driver's engines."""
 
     def __init__(self, setup: Any) -> None:
         w = setup.weights[0]

@@ -1,8 +1,8 @@
 """Efficiency of beam_search (never graded): wall time of a B=8, K=4 search on the grader's MinimalLM (vocab
-1000, d_model 64), model calls per decoding step and sequences per call. 16 new tokens, not the prompt's 64:
-the grader's model answers every call from scratch (it cannot trust a submission's incremental state), so a
-64-token search costs about 5 s of model time alone; 16 tokens show the same calls per step and batch sizes. A batched search
-makes one call per step with all B x K live beams; a per-beam loop makes up to B x K calls per step.
+1000, d_model 64), model calls per decoding step and sequences per call. A batched search makes one call per
+step with all B x K live beams; a per-beam loop makes up to B x K calls per step. 16 new tokens, not the
+prompt's 64: the grader's model answers every call from scratch (it cannot trust a submission's incremental
+state), so a 64-token search costs about 5 s of model time alone; 16 tokens show the same calls and batches.
 Protocol: pytest_llmchallenges.efficiency (no baseline: the model's cost is the grader's and the same for
 every submission, so the time is comparable across submissions as it is).
 
