@@ -62,6 +62,7 @@ class Arm:
     trusted: bool = False
     timeout: float | None = None
     memory: bool = False  # the first call adds a memory lap (llmc_perf_common.timed_reps)
+    keep_outputs: bool = False  # keep the timed outputs in Samples.extras (figures read from them)
 
 
 @dataclass
@@ -145,7 +146,7 @@ def run_arm(sandbox: Sandbox, arm: Arm, seeds: list[int], samples: Samples, memo
     for seconds, peak in measured:
         samples.seconds.append(seconds)
         samples.peaks.append(peak)
-    samples.extras.append({k: v for k, v in value.items() if k != "outputs"})
+    samples.extras.append({k: v for k, v in value.items() if arm.keep_outputs or k != "outputs"})
     return value
 
 
