@@ -17,7 +17,7 @@ EPS = 1e-5
 
 
 def inputs(seed: int, shape: list[int]) -> tuple[np.ndarray, ...]:
-    """x (N, D), gamma (D,), beta (D,), dy (N, D): the same generator and order as the grading side."""
+    """x, gamma (D,), beta (D,), dy (x's shape): the same generator and order as the grading side."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(tuple(shape))
     gamma, beta = rng.standard_normal(shape[-1]), rng.standard_normal(shape[-1])
@@ -33,7 +33,7 @@ def timed(sub: Submission, seeds: list[int], shape: list[int], memory: bool = Fa
         grads = adapter.backward(dy, state)
         return {k: np.asarray(grads[k], dtype=np.float64) for k in ("dx", "dgamma", "dbeta")}
 
-    return {"outputs": timed_reps(sub, seeds, lambda s: inputs(s, shape), run, memory, inputs(0, [4, shape[-1]]))}
+    return {"outputs": timed_reps(sub, seeds, lambda s: inputs(s, shape), run, memory, inputs(0, [2, 4, shape[-1]]))}
 
 
 def baseline(sub: Submission, seeds: list[int], shape: list[int], memory: bool = False) -> dict[str, Any]:
@@ -42,5 +42,5 @@ def baseline(sub: Submission, seeds: list[int], shape: list[int], memory: bool =
     def run(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, dy: np.ndarray) -> tuple:
         return layer_norm_fwd_bwd(x, gamma, beta, dy, EPS)
 
-    timed_reps(sub, seeds, lambda s: inputs(s, shape), run, memory, inputs(0, [4, shape[-1]]))
+    timed_reps(sub, seeds, lambda s: inputs(s, shape), run, memory, inputs(0, [2, 4, shape[-1]]))
     return {"outputs": [None] * len(seeds)}
