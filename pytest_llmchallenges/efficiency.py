@@ -9,7 +9,8 @@ Why a protocol and not a stopwatch: a timed figure is only citable if the submis
   checked here against an oracle at places chosen after the output arrived, so work cannot be done ahead or
   replayed;
 - the baseline (plain vectorised NumPy, ``llmc_perf_baselines``) runs in the same kind of sandboxed child, in
-  the same run, calls interleaved with the submission's (A B A B), each call after an untimed warm-up run;
+  the same run, calls interleaved with the submission's (B A B A), each call after an untimed warm-up run;
+  the submission's calls get a time limit derived from the baseline's (LIMIT_FACTOR x, at least MIN_LIMIT_S);
 - at least ``MIN_REPS`` repetitions per arm, more rounds until the relative standard error of the mean is under
   ``RSE_TARGET`` or the time budget is spent; medians and the relative interquartile spread are reported;
 - a submission more than ``SUSPICIOUS_SPEEDUP`` times faster than its baseline is re-checked on fresh inputs
@@ -41,6 +42,10 @@ RSE_TARGET = 0.02
 SUSPICIOUS_SPEEDUP = 10.0
 REPS_PER_CALL = 3
 MAX_ROUNDS = 4
+# A submission's call may take this many times the baseline's call (at least MIN_LIMIT_S): a slow answer is
+# a figure, but one that would hold the run for minutes is "not measured" with the limit and where it came from.
+LIMIT_FACTOR = 20.0
+MIN_LIMIT_S = 10.0
 
 
 class NotMeasured(Exception):
@@ -72,6 +77,7 @@ class Samples:
     seconds: list[float] = field(default_factory=list)
     peaks: list[int] = field(default_factory=list)
     memory_peak: int | None = None
+    call_seconds: list[float] = field(default_factory=list)  # wall time of each whole call, seen from outside
     extras: list[Any] = field(default_factory=list)
 
     @property
@@ -117,17 +123,22 @@ def laps(result: CallResult, count: int, wall: float) -> list[tuple[float, int]]
     return out
 
 
-def run_arm(sandbox: Sandbox, arm: Arm, seeds: list[int], samples: Samples, memory: bool = False) -> Any:
-    """One call of ``arm`` timing one repetition per seed (and a memory lap); appends to ``samples``."""
+def run_arm(
+    sandbox: Sandbox, arm: Arm, seeds: list[int], samples: Samples, memory: bool = False, limit: float | None = None
+) -> Any:
+    """One call of ``arm`` timing one repetition per seed (and a memory lap); appends to ``samples``.
+    ``limit``: a time limit derived from the baseline's call (see measure), else the arm's or the sandbox's."""
     start = time.perf_counter()
     kwargs = {**arm.kwargs, "memory": True} if memory else arm.kwargs
     try:
-        result = sandbox.run(arm.function, seeds, *arm.args, timeout=arm.timeout, **kwargs)
+        result = sandbox.run(arm.function, seeds, *arm.args, timeout=limit or arm.timeout, **kwargs)
     except GradingFailure as exc:
         if arm.trusted:
             raise RuntimeError(f"baseline {arm.name} failed: [{exc.category}] {exc.reason}") from exc
-        raise NotMeasured(f"{arm.name}: [{exc.category}] {exc.reason}") from None
+        why = f" (limit: {LIMIT_FACTOR:g}x the baseline's call, at least {MIN_LIMIT_S:g} s)" if limit else ""
+        raise NotMeasured(f"{arm.name}: [{exc.category}] {exc.reason}{why}") from None
     wall = time.perf_counter() - start
+    samples.call_seconds.append(wall)
     value = result.value
     outputs = value.get("outputs") if isinstance(value, dict) else None
     if not isinstance(outputs, list) or len(outputs) != len(seeds):
@@ -159,13 +170,20 @@ def measure(
     max_rounds: int = MAX_ROUNDS,
     budget_s: float = 4.0,
 ) -> dict[str, Samples]:
-    """Interleave the arms' calls (A B A B ...) until every arm has ``min_reps`` repetitions and a relative
-    standard error under RSE_TARGET, or ``max_rounds`` rounds ran, or the budget is spent after ``min_reps``."""
+    """Interleave the arms' calls (B A B A ...) until every arm has ``min_reps`` repetitions and a relative
+    standard error under RSE_TARGET, or ``max_rounds`` rounds ran, or the budget is spent after ``min_reps``.
+
+    Baselines (trusted arms) go first in each round, so that the submission's calls get a time limit derived
+    from the baseline's: LIMIT_FACTOR times its slowest call so far, at least MIN_LIMIT_S."""
     samples = {arm.name: Samples() for arm in arms}
+    ordered = [a for a in arms if a.trusted] + [a for a in arms if not a.trusted]
     start = time.perf_counter()
     for round_ in range(max_rounds):
-        for arm in arms:
-            run_arm(sandbox, arm, fresh_seeds(reps_per_call), samples[arm.name], arm.memory and round_ == 0)
+        for arm in ordered:
+            base = [t for a in arms if a.trusted for t in samples[a.name].call_seconds]
+            limit = None if arm.trusted or not base else max(MIN_LIMIT_S, LIMIT_FACTOR * max(base))
+            seeds = fresh_seeds(reps_per_call)
+            run_arm(sandbox, arm, seeds, samples[arm.name], arm.memory and round_ == 0, limit)
         enough = all(len(s.seconds) >= min_reps for s in samples.values())
         if enough and all(s.rse < RSE_TARGET for s in samples.values()):
             break

@@ -133,3 +133,14 @@ def test_perf_marker_selects_and_fast_skips():
     assert not [ln for ln in rest.stdout.splitlines() if "test_efficiency_" in ln]
     fast = run_pytest("-m", "perf", "--llm-fast", "-k", "dflash or kv")
     assert "efficiency not measured (--llm-fast)" in fast.stdout and "2 skipped" in fast.stdout, fast.stdout[-2000:]
+
+
+def test_submission_calls_are_limited_by_the_baselines(tmp_path, monkeypatch):
+    """A submission far slower than its baseline is cut off at a limit derived from the baseline's calls in the
+    same run, and the skip reason says so (limits shrunk here so that the test stays fast)."""
+    monkeypatch.setattr(eff, "LIMIT_FACTOR", 2.0)
+    monkeypatch.setattr(eff, "MIN_LIMIT_S", 0.2)
+    sandbox = Sandbox("flash_attention", folder(tmp_path, SLOW_LIAR.replace("0.05", "1.0")), 30.0)
+    base = eff.Arm("base", "llmc_perf_flash_attention:baseline", (SHAPE, TILE, True), trusted=True)
+    with pytest.raises(eff.NotMeasured, match=r"\[timeout\].*limit: 2x the baseline's call"):
+        eff.measure(sandbox, [arm(), base], reps_per_call=3, max_rounds=2)

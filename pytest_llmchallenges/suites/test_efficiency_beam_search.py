@@ -53,7 +53,9 @@ def check(seed: int, out: dict, counts: list) -> None:
 def test_efficiency(sandbox, request):
     """Measured, not graded: figures on the report; a submission that cannot be timed is skipped with why."""
     counts: list[tuple[int, int]] = []
-    arm = eff.Arm("search", "llmc_perf_beam_search:timed", (SPEC,), check=lambda seed, out: check(seed, out, counts))
+    arm = eff.Arm(
+        "search", "llmc_perf_beam_search:timed", (SPEC,), check=lambda seed, out: check(seed, out, counts), timeout=60
+    )
     try:
         s = eff.measure(sandbox, [arm], reps_per_call=5, max_rounds=1)
     except eff.NotMeasured as exc:
