@@ -144,3 +144,8 @@ def test_submission_calls_are_limited_by_the_baselines(tmp_path, monkeypatch):
     base = eff.Arm("base", "llmc_perf_flash_attention:baseline", (SHAPE, TILE, True), trusted=True)
     with pytest.raises(eff.NotMeasured, match=r"\[timeout\].*limit: 2x the baseline's call"):
         eff.measure(sandbox, [arm(), base], reps_per_call=3, max_rounds=2)
+
+
+def test_perf_marker_is_registered(pytester: pytest.Pytester):
+    pytester.makepyfile("import pytest\n\n@pytest.mark.perf\ndef test_ok():\n    pass\n")
+    pytester.runpytest("--strict-markers", "-p", "no:cacheprovider").assert_outcomes(passed=1)
