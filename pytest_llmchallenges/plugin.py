@@ -28,6 +28,7 @@ CAPABILITY_MARKERS = {
     "nvcc": "needs nvcc (or CuPy's NVRTC) to compile CUDA; skipped where absent",
     "mlx": "needs MLX (mlx[cpu] on Linux); skipped where absent",
     "slow": "takes long; skipped with --llm-fast",
+    "perf": "efficiency measurement, never part of the grade (docs/efficiency.md); skipped with --llm-fast",
 }
 # One row per option: its name (the ini key is the same with "_"), its argparse keywords, the ini type, help.
 # Every value is checked at start-up (_check_options), the ini key's as the option's.
@@ -213,6 +214,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
         if fast and item.get_closest_marker("slow") is not None:
             item.add_marker(pytest.mark.skip(reason="slow test skipped (--llm-fast)"))
+        elif fast and item.get_closest_marker("perf") is not None:
+            item.add_marker(pytest.mark.skip(reason="efficiency not measured (--llm-fast)"))
 
 
 def _one_line(text: str, limit: int = 400) -> str:

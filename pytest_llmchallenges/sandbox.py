@@ -56,6 +56,8 @@ class CallResult:
     attribution: str | None = None
     confinement: str = ""
     skipped: list[str] = field(default_factory=list)
+    # efficiency laps: per driver mark, the parent's clock on receipt and on release, VmRSS and VmHWM then
+    marks: list[dict[str, float]] = field(default_factory=list)
 
 
 class _OutputTail:
@@ -328,6 +330,7 @@ class Sandbox:
         phase, confinement, skipped, peak = "start", "", [], None
         seen: set[str] = set()  # each protocol event counts once: a child that repeats one moves nothing
         r_res, w_req = proc.r_res, proc.w_req
+        marks: list[dict[str, float]] = []
         with contextlib.suppress(BrokenPipeError):  # a child that died at start-up is judged below
             llmc_wire.write_frame(w_req, request)
         os.set_blocking(r_res, False)
@@ -398,12 +401,19 @@ class Sandbox:
                         elif event == "done" and "ready" in seen and "done:answered" not in seen:
                             seen.add("done:answered")  # answered once, and only after "ready", as the driver expects
                             llmc_wire.write_frame(w_req, "send")  # the measurement goes on until the result
+                        elif event == "mark":  # timed here, where the submission cannot reach the clock
+                            got = time.perf_counter()
+                            extra = meter.extra() if meter.measuring else 0
+                            meter.start()  # the next repetition's peak counts from here
+                            marks.append({"recv": got, "peak": float(extra), "go": time.perf_counter()})
+                            llmc_wire.write_frame(w_req, "go")
                         elif event == "result":
                             if meter.measuring:
                                 peak = meter.extra()
                             processes.kill_tree(proc.pid)  # done: closing its output lets the tail be read at once
                             result = self._finish(msg, output, peak, confinement, fail)
                             result.skipped = skipped
+                            result.marks = marks
                             return result
             meter.sample()
             if meter.measuring and peak_limit is not None:

@@ -136,12 +136,19 @@ def serve(fd_in: int, fd_out: int, isolated: bool = False, skipped: list[str] | 
     def phase(name: str) -> None:
         send({"event": "phase", "phase": name})
 
+    def mark() -> None:  # a lap boundary, time-stamped by the parent (efficiency timing); waits for its "go"
+        send({"event": "mark"})
+        if llmc_wire.read_frame(fd_in) != "go":
+            os._exit(70)
+
     result: dict
     try:
-        driver = __import__("llmc_drive_" + request["challenge"])
+        name = request["challenge"]
+        driver = __import__(name if name.startswith("llmc_perf") else "llmc_drive_" + name)
         fn = getattr(driver, request["function"])
         sub = llmc_api.Submission(__import__("pathlib").Path(workdir), getattr(driver, "ROLES", {}), ready)
         sub.on_phase = phase
+        sub.mark = mark  # type: ignore[attr-defined]
         start = time.perf_counter()
         value = fn(sub, *request.get("args", ()), **request.get("kwargs", {}))
         seconds = time.perf_counter() - start
