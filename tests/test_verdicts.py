@@ -364,3 +364,19 @@ def test_the_safety_timeout_is_a_timeout_not_a_wrong_answer(pytester: pytest.Pyt
     test = challenge(load(pytester.path / "r.json"), "m", "backwards")["tests"][0]
     assert test["category"] == "timeout" and "safety limit" in test["message"]
     result.stdout.fnmatch_lines(["FAILED *test_slow?m? - [[]timeout] the test ran past*"])
+
+
+def test_a_report_that_cannot_be_written_keeps_the_table(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_llmchallenges import reports
+
+    def refuse(data: dict[str, Any], path: Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(reports, "write", refuse)
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
+    pytester.makepyfile(test_backwards=suite("backwards"))
+    result = grade(pytester, target="m")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*LLM challenge grades*", "1 *m *1.000*", "*ERROR: --llm-report r.json: disk full"])
