@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -10,6 +9,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from . import isolation, seeding
 from .challenges import CHALLENGES
 from .sandbox import DEFAULT_MEMORY_LIMIT, Sandbox
 from .sandboxed import llmc_scan
@@ -25,8 +25,19 @@ def challenge_of(request: pytest.FixtureRequest) -> str:
     return str(name)
 
 
-def _stable_seed(text: str) -> int:
-    return zlib.crc32(text.encode())
+def pytest_configure(config: pytest.Config) -> None:
+    seeding.run_seed(config)  # 'random' is drawn here, in the controller, before pytest-xdist starts workers
+    mode = isolation.mode(config)
+    if mode == "strict" and not isolation.probe().full:
+        raise pytest.UsageError(f"--llm-isolation=strict refuses to grade: {isolation.describe()}")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [isolation.describe(isolation.mode(config)), seeding.describe(config)]
+
+
+def _stable_seed(text: str, config: pytest.Config | None = None) -> int:
+    return seeding.stable(text, seeding.run_seed(config) if config is not None else 0)
 
 
 @pytest.fixture
@@ -68,17 +79,19 @@ def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
         challenge,
         challenge_dir,
         CHALLENGES[challenge].timeout,
-        memory_limit=int(user_memory * 2**20) if user_memory else DEFAULT_MEMORY_LIMIT,
-        seed=_stable_seed(request.node.originalname),
-        override_timeout=user_timeout,
+        memory_limit=int(float(user_memory) * 2**20) if user_memory else DEFAULT_MEMORY_LIMIT,
+        seed=_stable_seed(request.node.originalname, config),
+        override_timeout=float(user_timeout) if user_timeout else None,
         confine=not CHALLENGES[challenge].cuda_runtime,
+        isolation=isolation.mode(config),
     )
 
 
 @pytest.fixture
 def rng(request: pytest.FixtureRequest) -> np.random.Generator:
-    """Inputs seeded by the test's name alone: every submission and every run sees the same inputs."""
-    return np.random.default_rng(_stable_seed(f"{request.module.__name__}::{request.node.originalname}"))
+    """Inputs seeded by the test's name and the run's --llm-seed: every submission sees the same inputs."""
+    name = f"{request.module.__name__}::{request.node.originalname}"
+    return np.random.default_rng(_stable_seed(name, request.config))
 
 
 @pytest.fixture

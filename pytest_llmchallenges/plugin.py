@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from _pytest._code.code import ReprEntryNative, ReprExceptionInfo, ReprFileLocation, ReprTraceback
 
-from . import capabilities, fixtures, reports
+from . import capabilities, entrypoints, fixtures, reports
 from .challenges import CHALLENGE_NAMES, CHALLENGES, DIFFICULTIES
 from .grading import GradingFailure
 from .sandboxed import llmc_scan
@@ -28,6 +28,7 @@ CAPABILITY_MARKERS = {
     "nvcc": "needs nvcc (or CuPy's NVRTC) to compile CUDA; skipped where absent",
     "mlx": "needs MLX (mlx[cpu] on Linux); skipped where absent",
     "slow": "takes long; skipped with --llm-fast",
+    "perf": "efficiency measurement, never part of the grade (docs/efficiency.md); skipped with --llm-fast",
 }
 # One row per option: its name (the ini key is the same with "_"), its argparse keywords, the ini type, help.
 # Every value is checked at start-up (_check_options), the ini key's as the option's.
@@ -45,6 +46,10 @@ OPTIONS: list[tuple[str, dict[str, Any], str | None, str]] = [
     ("reference", {"action": "store_true", "default": None}, "bool",
      "grade the reference solutions shipped inside the installed package"),
     ("fast", {"action": "store_true", "default": None}, "bool", "skip tests marked slow"),
+    ("seed", {"default": None, "metavar": "N|random"}, None,
+     "seed of every test's inputs (default 0: fixed inputs; 'random' draws one); recorded in the reports"),
+    ("isolation", {"default": None, "choices": ("auto", "strict", "off")}, None,
+     "auto: isolate as far as the host allows; strict: refuse to grade without full isolation; off"),
 ]  # fmt: skip
 HELP = {name: text for name, _, _, text in OPTIONS}
 _GRADER = "llmchallenges-grader"
@@ -180,8 +185,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if _challenge(metafunc) is None:
+    if (challenge := _challenge(metafunc)) is None:
         return
+    if faults := entrypoints.suite_faults(metafunc.module, challenge):  # a grader fault, found at collection
+        raise pytest.Collector.CollectError("grader fault: " + "; ".join(faults))
     state = _state(metafunc.config)
     if "submission" not in metafunc.fixturenames:
         metafunc.fixturenames.append("submission")
@@ -207,6 +214,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason=reason))
         if fast and item.get_closest_marker("slow") is not None:
             item.add_marker(pytest.mark.skip(reason="slow test skipped (--llm-fast)"))
+        elif fast and item.get_closest_marker("perf") is not None:
+            item.add_marker(pytest.mark.skip(reason="efficiency not measured (--llm-fast)"))
 
 
 def _one_line(text: str, limit: int = 400) -> str:

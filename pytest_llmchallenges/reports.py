@@ -6,7 +6,6 @@ same report as a serial one. No timings are included: grading the same folder tw
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from dataclasses import dataclass, field
@@ -236,89 +235,15 @@ def _not_graded(columns: list[str]) -> list[tuple[str, str]]:
 
 
 def to_markdown(data: dict[str, Any]) -> str:
-    columns = _challenge_columns(data)
-    out = ["# LLM challenge grades", "", "## Ranking", "", "| rank | submission | score | grade |", "|---|---|---|---|"]
-    for i, s in enumerate(data["submissions"], 1):
-        out.append(f"| {i} | {s['name']} | {s['score']:.3f} | {s['grade']} |")
-    out += ["", "## Grade matrix", "", "| submission | " + " | ".join(columns) + " |"]
-    out.append("|---|" + "---|" * len(columns))
-    for s in data["submissions"]:
-        by_name = {c["name"]: c for c in s["challenges"]}
-        out.append(f"| {s['name']} | " + " | ".join(_cell(by_name.get(c)) for c in columns) + " |")
-    out += ["", "Cells: tests passed / tests graded, then the letter grade. Skipped tests are not counted.", ""]
-    out += ["## Failures", ""]
-    any_failure = False
-    for s in data["submissions"]:
-        for c in s["challenges"]:
-            for t in c["tests"]:
-                if t["outcome"] == "failed":
-                    any_failure = True
-                    msg = t["message"].replace("|", "\\|")
-                    out.append(f"- **{s['name']}** / {c['name']} / `{t['test']}` ({t['category']}): {msg}")
-    if not any_failure:
-        out.append("None.")
-    out += ["", "## Not graded: needs review", ""]
-    out.append("What the prompts ask for that no test can judge; read these parts of each submission yourself.")
-    out.append("")
-    for c, item in _not_graded(columns):
-        out.append(f"- {c}: {item}")
-    return "\n".join(out) + "\n"
+    from .report_markdown import to_markdown as render  # the renderers import this module's helpers
 
-
-_GRADE_COLOURS = {"A": "#1a7f37", "B": "#4d9a2a", "C": "#b08800", "D": "#d1670c", "F": "#cf222e"}
+    return render(data)
 
 
 def to_html(data: dict[str, Any]) -> str:
-    esc = html.escape
-    columns = _challenge_columns(data)
+    from .report_html import to_html as render
 
-    def colour(grade: str) -> str:
-        return _GRADE_COLOURS.get(grade[:1], "#6e7781")
-
-    rows = []
-    for i, s in enumerate(data["submissions"], 1):
-        by_name = {c["name"]: c for c in s["challenges"]}
-        cells = [
-            f"<td>{i}</td><th>{esc(s['name'])}</th>",
-            f"<td style='background:{colour(s['grade'])};color:#fff'>{s['score']:.3f} {esc(s['grade'])}</td>",
-        ]
-        for name in columns:
-            c = by_name.get(name)
-            if c is None:
-                cells.append("<td>-</td>")
-                continue
-            bg = "#8c959f" if c["status"] == "missing" else colour(c["grade"])
-            items = "".join(
-                f"<li class='{esc(t['outcome'])}'><code>{esc(t['test'])}</code> {esc(t['outcome'])}"
-                f" <b>[{esc(t['category'])}]</b> {esc(t['message'])}</li>"
-                for t in c["tests"]
-            )
-            cells.append(
-                f"<td style='background:{bg}'><details><summary>{esc(_cell(c))}</summary><ul>{items}</ul>"
-                "</details></td>"
-            )
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    review = "".join(f"<li><b>{esc(c)}</b>: {esc(item)}</li>" for c, item in _not_graded(columns))
-    head = "".join(f"<th>{esc(c)}<br><small>{esc(CHALLENGES[c].difficulty)}</small></th>" for c in columns)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>LLM challenge grades</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:2em;color:#1f2328}}
-table{{border-collapse:collapse}} td,th{{border:1px solid #d0d7de;padding:6px 8px;vertical-align:top}}
-td details summary{{cursor:pointer;color:#fff;font-weight:600}} td ul{{background:#fff;color:#1f2328;
-margin:6px 0 0;padding:6px 6px 6px 22px;max-width:40em;font-size:13px}}
-li.failed b{{color:#cf222e}} li.passed b{{color:#1a7f37}} li.skipped b{{color:#6e7781}}
-</style></head><body>
-<h1>LLM challenge grades</h1>
-<p>Cells: tests passed / tests graded, then the letter grade; click a cell for its tests, each with its
-category and message. Skipped tests are not counted.</p>
-<table><tr><th>rank</th><th>submission</th><th>overall</th>{head}</tr>
-{"".join(rows)}
-</table>
-<h2>Not graded: needs review</h2><ul>{review}</ul>
-<p><small>schema {esc(data["schema"])}</small></p>
-</body></html>
-"""
+    return render(data)
 
 
 def _legacy_view(data: dict[str, Any]) -> dict[str, Any]:

@@ -58,7 +58,28 @@ def _unexpected(exc: Exception, workdir: str, driver_found: bool) -> dict:
     return {"event": "result", "ok": False, "category": category, "message": message[:2000], "detail": detail}
 
 
-def serve(fd_in: int, fd_out: int) -> None:
+DEV_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+
+
+def start(fd_in: int, fd_out: int, cwd: str, env: dict[str, str], plan: dict | None) -> None:
+    """Set up the process for one call (environment, isolation or temp folder), then serve it."""
+    os.environ.clear()  # an allowlist built by the grader, not what the fork server happened to inherit
+    os.environ.update(env)
+    skipped: list[str] = []
+    import llmc_isolate
+
+    if plan is not None and "mountpoint" not in plan:
+        llmc_isolate.join_cgroups(plan)
+        plan = None
+    if plan is not None:
+        skipped = llmc_isolate.enter(plan)
+        sys.path[:] = [llmc_isolate.DRIVER_IN if p == HERE else p for p in sys.path]
+    else:
+        os.chdir(cwd)
+    serve(fd_in, fd_out, plan is not None, skipped)
+
+
+def serve(fd_in: int, fd_out: int, isolated: bool = False, skipped: list[str] | None = None) -> None:
     """Serve one call on these pipe ends, then wait to be killed (never returns normally)."""
     os.set_inheritable(fd_in, False)
     os.set_inheritable(fd_out, False)
@@ -77,16 +98,19 @@ def serve(fd_in: int, fd_out: int) -> None:
     workdir = os.getcwd()
     sys.path.append(workdir)  # `from model import X` between the submission's files; last, so it shadows nothing
     writable = list(request["writable"])
-    status = (
-        llmc_confine.landlock([*writable, "/dev"])
-        if request.get("confine", True)
-        else "landlock off for this call (audit-hook write guard only)"
-    )
+    here = sys.path[0] if isolated else HERE
+    if not request.get("confine", True):
+        status = "landlock off for this call (audit-hook write guard only)"
+    elif isolated:
+        status = llmc_confine.landlock(writable, readable=["/"], write_files=DEV_FILES)
+    else:
+        readable = request.get("readable")
+        status = llmc_confine.landlock(writable, readable=readable and [*readable, here], write_files=DEV_FILES)
     imported = llmc_confine.install_audit_hook(
-        request["grader_dir"], HERE, [*writable, "/dev"], guard_writes=not status.startswith("landlock abi")
+        request["grader_dir"], here, [*writable, "/dev"], guard_writes=not status.startswith("landlock abi")
     )
     llmc_confine.become_subreaper()
-    send({"event": "confined", "status": status})
+    send({"event": "confined", "status": ("namespaces, " if isolated else "") + status, "skipped": skipped or []})
 
     seed = int(request.get("seed", 0))
     random.seed(seed)
@@ -112,12 +136,19 @@ def serve(fd_in: int, fd_out: int) -> None:
     def phase(name: str) -> None:
         send({"event": "phase", "phase": name})
 
+    def mark() -> None:  # a lap boundary, time-stamped by the parent (efficiency timing); waits for its "go"
+        send({"event": "mark"})
+        if llmc_wire.read_frame(fd_in) != "go":
+            os._exit(70)
+
     result: dict
     try:
-        driver = __import__("llmc_drive_" + request["challenge"])
+        name = request["challenge"]
+        driver = __import__(name if name.startswith("llmc_perf") else "llmc_drive_" + name)
         fn = getattr(driver, request["function"])
         sub = llmc_api.Submission(__import__("pathlib").Path(workdir), getattr(driver, "ROLES", {}), ready)
         sub.on_phase = phase
+        sub.mark = mark  # type: ignore[attr-defined]
         start = time.perf_counter()
         value = fn(sub, *request.get("args", ()), **request.get("kwargs", {}))
         seconds = time.perf_counter() - start
@@ -176,4 +207,5 @@ def serve(fd_in: int, fd_out: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), int(sys.argv[2]))
+    _plan = os.environ.pop("LLMC_ISOLATE", "")  # the spawn path: the plan travels in the environment
+    start(int(sys.argv[1]), int(sys.argv[2]), os.getcwd(), dict(os.environ), __import__("json").loads(_plan or "null"))
