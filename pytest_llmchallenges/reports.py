@@ -246,12 +246,6 @@ def to_html(data: dict[str, Any]) -> str:
     return render(data)
 
 
-def _legacy_view(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1's "score"/"grade" keys beside schema 2's, for renderers not yet moved to schema 2."""
-    subs = [{"score": s["overall_score"], "grade": s["overall_grade"], **s} for s in data["submissions"]]
-    return {**data, "submissions": subs}
-
-
 def check_target(path: Path) -> str | None:
     """None when a report can be written to ``path``, else the one-line reason it cannot."""
     if path.suffix.lower() not in (".json", ".md", ".html", ".htm"):
@@ -271,9 +265,9 @@ def write(data: dict[str, Any], path: Path) -> None:
     if suffix == ".json":
         text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     elif suffix == ".md":
-        text = to_markdown(_legacy_view(data))
+        text = to_markdown(data)
     elif suffix in (".html", ".htm"):
-        text = to_html(_legacy_view(data))
+        text = to_html(data)
     else:
         raise ValueError("unknown report format; use a .json, .md or .html file name")
     path.write_text(text)
