@@ -327,7 +327,20 @@ class Grader:
         self.records: dict[str, reports.TestRecord] = {}
         self.seen: dict[str, dict[str, Any]] = {}  # a graded test's properties, from its first phase's report
         self.incomplete = False
+        self.interrupted = False
         self.write_errors: list[str] = []
+        self.collect_faults: list[dict[str, str]] = []  # suites that failed collection for the grader's fault
+        self.data: dict[str, Any] | None = None
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        text = str(report.longrepr) if report.failed else ""
+        line = next((ln.strip() for ln in text.splitlines() if "grader fault" in ln), "")
+        if line:
+            self.collect_faults.append({"nodeid": report.nodeid, "message": _one_line(line.removeprefix("E   "))})
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # pytest stops on collection errors with a KeyboardInterrupt of its own: not the user's
+        self.interrupted = not isinstance(excinfo.value, pytest.Session.Interrupted)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -373,36 +386,43 @@ class Grader:
     def report(self) -> dict | None:
         if hasattr(self.config, "workerinput") or not self.records:
             return None
-        return reports.build(self.submissions, list(self.records.values()), score_mode(self.config), self.run_info())
+        records = list(self.records.values())
+        return reports.build(self.submissions, records, score_mode(self.config), self.run_info(), self.collect_faults)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
             return
         self.incomplete = bool(session.shouldstop or session.shouldfail) or exitstatus == pytest.ExitCode.INTERRUPTED
-        self.data = self.report()
-        if self.data is None:
-            return
+        self.data = data = self.report()
         for target in _report_targets(self.config):
             try:
-                reports.write(self.data, target)
+                if data is not None:
+                    reports.write(data, target)
             except (OSError, ValueError) as exc:
                 self.write_errors.append(f"ERROR: --llm-report {target}: {exc}")
-        if self.data["grader_faults"] and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            session.exitstatus = GRADER_FAULT_EXIT
-        elif self.write_errors and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        faults = self.data["grader_faults"] if self.data is not None else self.collect_faults
+        usual = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        if faults and (session.exitstatus in usual or (self.collect_faults and not self.interrupted)):
+            session.exitstatus = GRADER_FAULT_EXIT  # a collection error of ours (exit 2 otherwise) is ours too
+        elif self.write_errors and session.exitstatus in usual:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        data = getattr(self, "data", None)
-        if data is None:
+        data = self.data
+        if data is None and not self.collect_faults:
             return
         terminalreporter.section("LLM challenge grades")
-        for line in reports.terminal_lines(data, parse_notes(self.submissions)):
+        if data is not None:
+            lines = reports.terminal_lines(data, parse_notes(self.submissions))
+        else:
+            lines = ["nothing graded", *reports.fault_lines(self.collect_faults)]
+        for line in lines:
             terminalreporter.write_line(line, red=line.startswith("GRADER"))
-        if data["grader_faults"]:
+        faults = data["grader_faults"] if data is not None else self.collect_faults
+        if faults:
             terminalreporter.write_line(
-                f"exit status {GRADER_FAULT_EXIT}: the grader failed on {len(data['grader_faults'])} test(s); "
+                f"exit status {GRADER_FAULT_EXIT}: the grader failed on {len(faults)} test(s) or suite(s); "
                 "these were not charged to any model",
                 red=True,
             )

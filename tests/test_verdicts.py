@@ -380,3 +380,17 @@ def test_a_report_that_cannot_be_written_keeps_the_table(
     result = grade(pytester, target="m")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stdout.fnmatch_lines(["*LLM challenge grades*", "1 *m *1.000*", "*ERROR: --llm-report r.json: disk full"])
+
+
+def test_a_suite_naming_an_unknown_entry_is_a_grader_fault_at_collection(pytester: pytest.Pytester) -> None:
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
+    body = (
+        "from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver\n\n"
+        "def test_x(sandbox):\n    sandbox.run(driver.gradiants, [])\n"
+    )
+    pytester.makepyfile(test_backwards=suite("backwards", body))
+    result = grade(pytester, target="m")
+    assert result.ret == 3
+    result.stdout.fnmatch_lines(
+        ["GRADER FAULTS (1)*", "  test_backwards.py: grader fault: *gradiants*", "exit status 3*"]
+    )
