@@ -162,6 +162,7 @@ def test_partial_grading_is_marked_and_provisional(pytester: pytest.Pytester) ->
     assert sub["provisional"] and data["run"]["provisional"]
     assert data["run"]["missing_capabilities"] == ["cuda_gpu"]
     assert set(data["run"]["capabilities"]) >= {"cuda_gpu", "nvcc", "mlx"}
+    assert data["run"]["seed"] == 0 and not data["run"]["isolation"].startswith("isolation:")
     out = result.stdout.str()
     assert re.search(r"^1\s+m\s+1\.000\s+A\*\s+2/2\s+1/1 A\s+1/1 A\*$", out, re.M), out
     result.stdout.fnmatch_lines(
