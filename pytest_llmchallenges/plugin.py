@@ -48,7 +48,7 @@ OPTIONS: list[tuple[str, dict[str, Any], str | None, str]] = [
     ("fast", {"action": "store_true", "default": None}, "bool", "skip tests marked slow"),
     ("seed", {"default": None, "metavar": "N|random"}, None,
      "seed of every test's inputs (default 0: fixed inputs; 'random' draws one); recorded in the reports"),
-    ("isolation", {"default": None, "choices": ("auto", "strict", "off")}, None,
+    ("isolation", {"default": None, "metavar": "auto|strict|off"}, None,
      "auto: isolate as far as the host allows; strict: refuse to grade without full isolation; off"),
 ]  # fmt: skip
 HELP = {name: text for name, _, _, text in OPTIONS}
@@ -82,10 +82,11 @@ def _check_options(config: pytest.Config) -> None:
         where, value = (f"--llm-{name}", cli) if cli is not None else (f"ini llm_{name}", ini)
         if value not in (None, "") and not _positive(value):
             raise pytest.UsageError(f"{where} {value!r}: must be a positive number")
-    cli, ini = config.getoption("llm_score"), config.getini("llm_score")
-    where, value = ("--llm-score", cli) if cli is not None else ("ini llm_score", ini)
-    if value not in ("", *SCORE_MODES):
-        raise pytest.UsageError(f"{where} {value!r}: must be one of {', '.join(SCORE_MODES)}")
+    for name, choices in (("score", SCORE_MODES), ("isolation", isolation.MODES)):
+        cli, ini = config.getoption(f"llm_{name}"), config.getini(f"llm_{name}")
+        where, value = (f"--llm-{name}", cli) if cli is not None else (f"ini llm_{name}", ini)
+        if value not in ("", *choices):
+            raise pytest.UsageError(f"{where} {value!r}: must be one of {', '.join(choices)}")
     where = "--llm-report" if config.getoption("llm_report") else "ini llm_report"
     for target in _report_targets(config):
         reason = reports.check_target(target)

@@ -232,6 +232,8 @@ def test_exception_in_the_submissions_files_is_its_error(pytester: pytest.Pytest
         ([], "llm_timeout = abc", "ini llm_timeout 'abc': must be a positive number"),
         ([], "llm_score = best", "ini llm_score 'best': must be one of all, answered"),
         (["--llm-score", "best"], "", "--llm-score 'best': must be one of all, answered"),
+        (["--llm-isolation", "max"], "", "--llm-isolation 'max': must be one of auto, strict, off"),
+        ([], "llm_isolation = max", "ini llm_isolation 'max': must be one of auto, strict, off"),
         (["--llm-report", "x.txt"], "", "--llm-report x.txt: unknown report format"),
         (["--llm-report", "nowhere/r.json"], "", "--llm-report nowhere/r.json: no such folder nowhere"),
         ([], "llm_report = nowhere/r.md", "no such folder"),
