@@ -124,6 +124,7 @@ def build(
     records: list[TestRecord],
     score_mode: str = "all",
     run: dict[str, Any] | None = None,
+    faults: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The report document (schema 2, report.schema.json). Submissions are ranked by overall score, best
     first, then by name; equal scores share a rank. The challenges are those the run collected."""
@@ -150,11 +151,10 @@ def build(
         },
         "challenges": [{"name": c, "difficulty": CHALLENGES[c].difficulty} for c in names],
         "submissions": entries,
-        "grader_faults": [
-            {"nodeid": r.nodeid, "message": r.message}
-            for r in sorted(records, key=lambda r: r.nodeid)
-            if r.category == "grader"
-        ],
+        "grader_faults": sorted(
+            [*(faults or []), *({"nodeid": r.nodeid, "message": r.message} for r in records if r.category == "grader")],
+            key=lambda f: f["nodeid"],
+        ),
     }
 
 
@@ -223,11 +223,15 @@ def terminal_lines(data: dict[str, Any], notes: list[str] | None = None) -> list
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines += footer_lines(data) + (notes or [])
-    faults = data.get("grader_faults", [])
-    if faults:
-        lines += ["", f"GRADER FAULTS ({len(faults)}): faults of the grader, not of the models; not scored"]
-        lines += [f"  {f['nodeid']}: {f['message']}" for f in faults]
-    return lines
+    return lines + fault_lines(data.get("grader_faults", []))
+
+
+def fault_lines(faults: list[dict[str, str]]) -> list[str]:
+    """The grader's own faults, in a block of their own: never charged to a model."""
+    if not faults:
+        return []
+    head = f"GRADER FAULTS ({len(faults)}): faults of the grader, not of the models; not scored"
+    return ["", head, *(f"  {f['nodeid']}: {f['message']}" for f in faults)]
 
 
 def _not_graded(columns: list[str]) -> list[tuple[str, str]]:
@@ -244,12 +248,6 @@ def to_html(data: dict[str, Any]) -> str:
     from .report_html import to_html as render
 
     return render(data)
-
-
-def _legacy_view(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1's "score"/"grade" keys beside schema 2's, for renderers not yet moved to schema 2."""
-    subs = [{"score": s["overall_score"], "grade": s["overall_grade"], **s} for s in data["submissions"]]
-    return {**data, "submissions": subs}
 
 
 def check_target(path: Path) -> str | None:
@@ -271,9 +269,9 @@ def write(data: dict[str, Any], path: Path) -> None:
     if suffix == ".json":
         text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     elif suffix == ".md":
-        text = to_markdown(_legacy_view(data))
+        text = to_markdown(data)
     elif suffix in (".html", ".htm"):
-        text = to_html(_legacy_view(data))
+        text = to_html(data)
     else:
         raise ValueError("unknown report format; use a .json, .md or .html file name")
     path.write_text(text)
