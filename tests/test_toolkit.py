@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 
 from pytest_llmchallenges import entrypoints
@@ -250,3 +251,48 @@ def test_a_misnamed_entry_fails_collection_as_a_grader_fault(pytester: pytest.Py
     result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*grader fault: test_suite.py:*driver.gradiants is not defined in the suite*"])
+
+
+# --- the rule through a driver ---------------------------------------------------------------------------------
+def _layernorm_case() -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    return {"x": rng.standard_normal((2, 3, 4)), "gamma": np.ones(4), "beta": np.zeros(4), "eps": 1e-5, "dy": None}
+
+
+def _drive_backwards(tmp_path: Path, code: str) -> Any:
+    (tmp_path / "ln.py").write_text(textwrap.dedent(code))
+    sub = Submission(tmp_path, llmc_drive_backwards.ROLES)
+    case = _layernorm_case()
+    case["dy"] = np.ones_like(case["x"])
+    return llmc_drive_backwards.gradients(sub, [case])
+
+
+def test_backwards_driver_charges_the_declared_functions_error(tmp_path: Path) -> None:
+    with pytest.raises(SubmissionError, match="ZeroDivisionError") as info:
+        _drive_backwards(
+            tmp_path,
+            """
+            def layer_norm_forward(x, gamma, beta, eps):
+                return 1 / 0
+
+            def layer_norm_backward(dy, cache):
+                return dy, dy, dy
+            """,
+        )
+    assert 'File "ln.py"' in info.value.detail
+
+
+def test_backwards_driver_does_not_charge_a_guessed_convention(tmp_path: Path) -> None:
+    with pytest.raises(InterfaceError) as info:
+        _drive_backwards(
+            tmp_path,
+            """
+            def layernorm_fwd_v2(p, q, r, s):
+                return 1 / 0
+
+            def layernorm_bwd_v2(p, q):
+                return p, p, p
+            """,
+        )
+    assert info.value.not_driven
+    assert "a failed probe: parameters p, q, r, s bound by position" in str(info.value)
