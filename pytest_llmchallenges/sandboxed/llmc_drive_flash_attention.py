@@ -205,14 +205,13 @@ def seeded_inputs(seed: int, shape: tuple[int, ...], dtype: str, count: int = 3)
 
 
 @entry
-def forward_memory(
-    sub: Submission, seed: int, shape: list[int], dtype: str, tile_size: int, rows: list[int]
-) -> dict[str, Any]:
+def forward_memory(sub: Submission, seed: int, shape: list[int], dtype: str, tile_size: int) -> dict[str, Any]:
     """A large causal forward measured from outside: inputs are built and the code warmed up before
-    ``sub.ready()``. Returns the rows ``rows`` of O (all batches and heads) for a spot check, not all of O."""
+    ``sub.ready()``. Returns all of O (no copy where it is already float64): the grading process picks the
+    rows it spot-checks after the result has arrived, so nothing in this frame tells the submission which."""
     fwd = attention_forward(sub)
     Q, K, V = seeded_inputs(seed, tuple(shape), dtype)
     sub.ready()
     raw, _ = fwd(Q, K, V, tile_size, True)
     out = find_output(raw, Q.shape, fwd.label)
-    return {"rows": np.array(out[:, :, rows, :], dtype=np.float64)}
+    return {"O": np.asarray(out, dtype=np.float64)}

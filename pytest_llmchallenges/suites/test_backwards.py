@@ -3,10 +3,9 @@
 The submission's own forward produces the cache its backward consumes; eps is always passed explicitly where
 the API takes it (defaults differ between answers). Gradients are those of L = sum(y * dy).
 
-Where the prompt misleads: it writes the forward for x of shape (B, T, D) only, but gamma and beta are shared by
-every row, so dgamma and dbeta must be summed over *all* leading axes and have shape (D,); an implementation
-that hard-codes axes (0, 1) is right for 3-D inputs only (test_other_input_ranks). "Numerically stable" is
-judged on inputs where the one-pass variance E[x^2] - E[x]^2 cancels catastrophically in float32.
+Inputs are what the prompt states: x of shape (B, T, D), gamma and beta of shape (D,); dgamma and dbeta are
+summed over B and T. "Numerically stable" is judged on inputs where the one-pass variance E[x^2] - E[x]^2
+cancels catastrophically in float32.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from pytest_llmchallenges.grading import GradingFailure, as_array, assert_close, wrong
 from pytest_llmchallenges.oracles.layernorm import layer_norm, layer_norm_grads
@@ -126,19 +124,6 @@ def test_numerical_stability(sandbox, rng):
     for (label, case), got in zip(cases.items(), results, strict=True):
         _check(got, case, STABILITY_RTOL if label in ("offset 1e4", "near-constant rows") else RTOL[np.float32],
                f"float32 {label}")  # fmt: skip
-
-
-def test_other_input_ranks(sandbox, rng):
-    """(N, D) and (B, T, S, D) inputs: either correct, with dgamma and dbeta of shape (D,), or a raised error.
-    A silently wrong-shaped dgamma (axes (0, 1) hard-coded for 3-D input) is a failure."""
-    cases = [_case(rng, (6, 16), np.float64), _case(rng, (2, 3, 4, 16), np.float64)]
-    results = sandbox.run(driver.gradients, cases, allow_errors=True).value
-    for case, got in zip(cases, results, strict=True):
-        if "error" in got:
-            continue  # a clear refusal is acceptable: the prompt specifies (B, T, D) only
-        _check(got, case, RTOL[np.float64], f"x{case['x'].shape}")
-    if all("error" in got for got in results):
-        pytest.skip("the submission accepts (B, T, D) inputs only: " + results[0]["error"])
 
 
 def _framework_imports(folder: Path) -> dict[str, set[str]]:
