@@ -19,6 +19,7 @@ from pytest_llmchallenges.sandboxed import llmc_drive_backwards, llmc_entry
 from pytest_llmchallenges.sandboxed.llmc_api import InterfaceError, Role, Submission, SubmissionError, bind_by_name
 from pytest_llmchallenges.sandboxed.llmc_bind import BindError, bind
 from pytest_llmchallenges.sandboxed.llmc_probe import Attempt, first_working, guess
+from tests.test_verdicts import load
 
 ROLES = {
     "fwd": Role(prescribed=["layer_norm_forward"], patterns=[r"forward"], description="forward(x, gamma)"),
@@ -190,7 +191,7 @@ def test_positional_binding_of_a_documented_candidate_is_its_documented_signatur
 
 def test_no_candidate_at_all_lists_the_definitions_and_the_fix(tmp_path: Path) -> None:
     sub = make_sub(tmp_path, {"a.py": "def unrelated():\n    pass\n"})
-    with pytest.raises(InterfaceError, match=r"definitions found: a.py:unrelated\(\).*fix: add to llmchallenge"):
+    with pytest.raises(InterfaceError, match=r"fix: add to llmchallenge.*definitions found: a.py:unrelated\(\)"):
         sub.drive("fwd", lambda c: c.load(), lambda f: f())
 
 
@@ -213,7 +214,6 @@ def _suite(tmp_path: Path, body: str) -> ModuleType:
     module = ModuleType("suite_under_check")
     module.__file__ = str(path)
     exec(compile(path.read_text(), str(path), "exec"), vars(module))
-    entrypoints._CHECKED.pop(module.__name__, None)
     return module
 
 
@@ -296,3 +296,28 @@ def test_backwards_driver_does_not_charge_a_guessed_convention(tmp_path: Path) -
         )
     assert info.value.not_driven
     assert "a failed probe: parameters p, q, r, s bound by position" in str(info.value)
+
+
+def test_an_answer_only_guesses_reach_is_graded_not_driven(pytester: pytest.Pytester) -> None:
+    """End to end: the child's probe rule outcome becomes the report's "not_driven" category, not `error`."""
+    (pytester.path / "m" / "backwards").mkdir(parents=True)
+    (pytester.path / "m" / "backwards" / "ln.py").write_text(
+        "def layernorm_fwd_v2(p, q, r, s):\n    return 1 / 0\n\ndef layernorm_bwd_v2(p, q):\n    return p, p, p\n"
+    )
+    pytester.makepyfile(
+        test_suite="""
+        import numpy as np
+        from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver
+        CHALLENGE = "backwards"
+
+        def test_x(sandbox):
+            x = np.ones((2, 3, 4))
+            sandbox.run(driver.gradients, [{"x": x, "gamma": np.ones(4), "beta": np.zeros(4), "eps": 1e-5, "dy": x}])
+        """
+    )
+    args = ["--llm-submission", "m", "test_suite.py", "-p", "no:cacheprovider", "--llm-report", "r.json"]
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=1)
+    test = load(pytester.path / "r.json")["submissions"][0]["challenges"][0]["tests"][0]
+    assert test["category"] == "not_driven", test
+    assert "a failed probe" in test["message"] and "llmchallenge.toml" in test["message"]
