@@ -82,6 +82,18 @@ def test_bind_fills_unknown_required_names_by_the_prompts_order_and_says_so() ->
     assert bind_by_name(fn, {"x": 1, "gamma": 2, "eps": 3}, PATTERNS, ["x", "gamma", "eps"]) == ((1, 2, 3), {})
 
 
+def test_bind_positional_only_and_keyword_only_parameters() -> None:
+    def fn(data, /, weight, *, eps, extra=None):  # type: ignore[no-untyped-def]
+        return data, weight, eps
+
+    b = bind(fn, {"x": 1, "gamma": 2, "eps": 3}, PATTERNS, ["x", "gamma", "eps"])
+    assert (b.args, b.kwargs, b.by_position) == ((1, 2), {"eps": 3}, ("data",))
+
+
+def test_bind_a_callable_without_a_signature_gets_no_arguments() -> None:
+    assert bind(print, {"x": 1}, PATTERNS, ["x"]).args == ()
+
+
 def test_bind_reusable_and_taken_values() -> None:
     def tiles(q, br, bc):  # type: ignore[no-untyped-def]
         return q, br, bc
