@@ -439,6 +439,8 @@ class Sandbox:
             category = str(msg.get("category", "error"))
             if category not in ("error", "crash", "timeout", "memory", "interface", "compile", "grader"):
                 category = "error"
+            if category == "interface" and msg.get("not_driven") is True:
+                category = "not_driven"  # no attempt could drive the answer (the probe rule, llmc_probe)
             raise fail(category, str(msg.get("message", ""))[:4000], str(msg.get("detail", ""))[:4000])
         return CallResult(
             value=msg.get("value"),

@@ -144,7 +144,9 @@ def test_corpus_fact(fact: Fact, corpus: GradingRun) -> None:
             f"/{fact.message}/; got " + " | ".join(map(_line, got))
         )
     else:
-        undriven = [t for t in entry["tests"] if t["outcome"] == "failed" and t["category"] == "interface"]
+        undriven = [
+            t for t in entry["tests"] if t["outcome"] == "failed" and t["category"] in ("interface", "not_driven")
+        ]
         assert not undriven, f"{where}: not driven: " + " | ".join(map(_line, undriven[:3]))
 
 
