@@ -10,14 +10,15 @@ import subprocess
 import tempfile
 import textwrap
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pytest_llmchallenges import isolation, processes
+from pytest_llmchallenges import isolation, processes, seeding
 from pytest_llmchallenges.grading import GradingFailure
-from pytest_llmchallenges.sandbox import Sandbox
+from pytest_llmchallenges.sandbox import IsolationUnavailable, Sandbox
 from pytest_llmchallenges.sandboxed import llmc_wire
 
 
@@ -440,3 +441,32 @@ def test_isolation_line_says_what_holds() -> None:
     line = isolation.describe()
     assert line.startswith("isolation: full (") or line.startswith("isolation: partial, ")
     assert isolation.describe("off").startswith("isolation: off")
+
+
+def test_without_namespaces_landlock_still_limits_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The partial mode (no namespaces, e.g. user namespaces disabled): Landlock alone keeps the canary and the
+    reference out of reach, and the header line says what is lost."""
+    if HOST.landlock < 1:
+        pytest.skip("no Landlock here")
+    monkeypatch.setattr(isolation, "_HOST", [isolation.Host(False, HOST.landlock, HOST.cgroup, {"namespaces": "test"})])
+    assert isolation.describe().startswith("isolation: partial, no namespaces")
+    secret = "canary-" + os.urandom(8).hex()
+    (tmp_path / "canary.txt").write_text(secret)
+    reference = next((REPO / "reference" / "backwards").glob("*.py"))
+    r = box(tmp_path, READER).run("selfcheck:call_entry", [str(tmp_path / "canary.txt"), str(reference)])
+    assert not r.value["found"] and "reads too" in r.confinement, (r.value["found"], r.confinement)
+
+
+def test_strict_refuses_a_host_without_full_isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(isolation, "_HOST", [isolation.Host(True, 0, "", {"landlock": "x", "cgroup": "y"})])
+    with pytest.raises(IsolationUnavailable, match="strict refuses to grade: isolation: partial"):
+        box(tmp_path, "def entry(x):\n    return x\n", isolation="strict").run("selfcheck:call_entry", 1)
+
+
+def test_seed_default_keeps_the_inputs_and_a_seed_changes_them() -> None:
+    assert seeding.stable("test_x") == zlib.crc32(b"test_x")  # the default run's inputs never change
+    assert seeding.stable("test_x", 7) != seeding.stable("test_x") != seeding.stable("test_x", 8)
+    assert seeding.parse("random") == seeding.parse("random") > 0  # drawn once per run, shared by workers
+    assert seeding.parse("12") == 12
+    with pytest.raises(pytest.UsageError):
+        seeding.parse("twelve")
