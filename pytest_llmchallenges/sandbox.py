@@ -249,7 +249,8 @@ class Sandbox:
         bound = result_bound or max(MIN_RESULT_BOUND, 4 * _array_bytes((args, kwargs)))
         work = None
         try:
-            if host is not None and host.namespaces:
+            cuda_opt_out = not self.confine and os.environ.get("LLMC_CUDA_NAMESPACES", "1") == "0"
+            if host is not None and host.namespaces and not cuda_opt_out:
                 procs = cgroup.procs if cgroup else []
                 plan = isolation.plan(self.challenge_dir, memory_limit, not self.confine, procs)
                 request["writable"] = ["/tmp", "/dev/shm", llmc_isolate.ROOT_IN]

@@ -138,6 +138,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, Ev
         before["grader cwd"] = tree_digest(tmp)
         pids_before = {int(p) for p in os.listdir("/proc") if p.isdigit()}
         seen_before = _proc_view(bystander.pid)
+        mounts_before = Path("/proc/self/mountinfo").read_text()
         os.environ["TMPDIR"] = str(temp)
         try:
             run = grade(
@@ -156,6 +157,8 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, Ev
         evidence = Evidence(changed, survivors, secret, listeners.received(), (seen_before, _proc_view(bystander.pid)))
         evidence.leftovers = [str(p) for p in temp.iterdir() if not p.name.startswith("pytest-of-")]
         evidence.leftovers += [str(m) for m in MARKERS if m.exists()]
+        if Path("/proc/self/mountinfo").read_text() != mounts_before:
+            evidence.leftovers.append("a mount appeared in the grader's mount namespace")
     finally:
         bystander.kill()
         bystander.wait()
@@ -236,7 +239,8 @@ def test_an_unrelated_process_is_untouched(corpus_run: tuple[GradingRun, Evidenc
 
 
 def test_no_state_or_temp_folder_is_left(corpus_run: tuple[GradingRun, Evidence]) -> None:
-    """Case 22 (markers in /tmp, /dev/shm, /dev) and every case: nothing left in the grader's temp folder."""
+    """Case 22 (markers in /tmp, /dev/shm, /dev) and every case: nothing left in the grader's temp folder, and
+    no mount in the grader's mount namespace."""
     _, seen = corpus_run
     assert not seen.leftovers, seen.leftovers
 

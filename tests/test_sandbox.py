@@ -470,3 +470,15 @@ def test_seed_default_keeps_the_inputs_and_a_seed_changes_them() -> None:
     assert seeding.parse("12") == 12
     with pytest.raises(pytest.UsageError):
         seeding.parse("twelve")
+
+
+@needs_namespaces
+def test_an_installed_grader_package_is_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-editable install puts the grader's package (oracles, packaged reference) inside site-packages,
+    which the child may read: the package folder is covered again, the driver code is bound elsewhere."""
+    site_like = str(isolation.PACKAGE_DIR.parent)  # stands for site-packages: the folder holding the package
+    monkeypatch.setattr(isolation, "_readable", lambda: (*isolation.readable_paths(), site_like))
+    oracle = next((isolation.PACKAGE_DIR / "oracles").glob("*.py"))
+    readme = isolation.PACKAGE_DIR.parent / "pyproject.toml"
+    r = box(tmp_path, READER).run("selfcheck:call_entry", [str(oracle), str(readme)])
+    assert sorted(r.value["found"]) == [f"{readme} by {how}" for how in ("cat", "open", "os.open")]
