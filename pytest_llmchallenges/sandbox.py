@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,7 @@ class Sandbox:
         confine: bool = True,
         override_timeout: float | None = None,
         isolation: str | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> None:
         self.challenge = challenge
         self.challenge_dir = Path(challenge_dir)
@@ -197,6 +199,13 @@ class Sandbox:
         self.confine = confine
         self.override_timeout = override_timeout  # the user's --llm-timeout beats a test's own limit
         self.isolation = isolation or os.environ.get("LLMC_ISOLATION", "auto")
+        self._note = note  # the test's report notes: entries of the folder the copy skipped, named once
+        self._noted = False
+
+    def _skipped(self, entries: list[str]) -> None:
+        if entries and self._note is not None and not self._noted:
+            self._noted = True
+            self._note(f"not copied into the sandbox: {', '.join(sorted(entries)[:10])}")
 
     def run(
         self,
@@ -259,6 +268,7 @@ class Sandbox:
             else:
                 work = Path(tempfile.mkdtemp(prefix="llmc-"))
                 skipped = llmc_isolate.safe_copy(str(self.challenge_dir), str(work / "sub"))
+                self._skipped(skipped)
                 for d in ("tmp", "home"):
                     (work / d).mkdir()
                 request["writable"] = [str(work)]
@@ -300,6 +310,7 @@ class Sandbox:
         try:
             result = self._supervise(child, output, request, timeout, memory_limit, peak_limit, watch, bound)
             result.skipped = sorted(set(skipped) | set(result.skipped))
+            self._skipped(result.skipped)
             return result
         finally:
             if cgroup is not None:
@@ -388,6 +399,7 @@ class Sandbox:
                         if event == "confined" and first:
                             confinement = str(msg.get("status"))
                             skipped = [str(x) for x in msg.get("skipped", [])][:100]
+                            self._skipped(skipped)
                         elif event == "phase":
                             phase = str(msg.get("phase"))
                         elif event == "ready" and first:
