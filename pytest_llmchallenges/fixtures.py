@@ -42,13 +42,14 @@ def _stable_seed(text: str, config: pytest.Config | None = None) -> int:
 
 @pytest.fixture
 def submission(request: pytest.FixtureRequest) -> Submission:
-    """The submission under test (parametrized by the plugin); skips when it lacks this challenge."""
+    """The submission under test (parametrized by the plugin); skips as ``missing`` when it did not answer this
+    challenge (no folder, or only the scaffold's files): a missing answer is never graded and failed."""
     sub = getattr(request, "param", None)
     if sub is None:
         pytest.skip("no submissions given: use --llm-submission PATH or --llm-reference")
-    challenge = challenge_of(request)
-    if sub.challenge_dir(challenge) is None:
-        pytest.skip(f"no submission for {challenge}")
+    reason = sub.missing_reason(challenge_of(request))
+    if reason is not None:
+        pytest.skip(reason)
     return sub
 
 
@@ -59,13 +60,21 @@ def challenge_dir(submission: Submission, request: pytest.FixtureRequest) -> Pat
     return path
 
 
+def number_option(config: pytest.Config, name: str) -> float | None:
+    """A positive number from the option or its ini key (both checked at start-up by the plugin), or None."""
+    value = config.getoption(name, None)
+    if value is None:
+        value = config.getini(name)
+    return float(value) if value not in (None, "") else None
+
+
 @pytest.fixture
 def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
     """Calls into the submission's challenge folder, each in a fresh confined child process."""
     challenge = challenge_of(request)
     config = request.config
-    user_timeout = config.getoption("llm_timeout", None) or config.getini("llm_timeout")
-    user_memory = config.getoption("llm_memory", None) or config.getini("llm_memory")
+    user_timeout = number_option(config, "llm_timeout")
+    user_memory = number_option(config, "llm_memory")
     return Sandbox(
         challenge,
         challenge_dir,

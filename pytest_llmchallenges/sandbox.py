@@ -26,7 +26,7 @@ from typing import Any
 
 from . import isolation, launcher, processes
 from .grading import GradingFailure
-from .sandboxed import llmc_isolate, llmc_wire
+from .sandboxed import llmc_entry, llmc_isolate, llmc_wire
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MEMORY_LIMIT = 4 << 30
@@ -56,6 +56,8 @@ class CallResult:
     attribution: str | None = None
     confinement: str = ""
     skipped: list[str] = field(default_factory=list)
+    # efficiency laps: per driver mark, the parent's clock on receipt and on release, VmRSS and VmHWM then
+    marks: list[dict[str, float]] = field(default_factory=list)
 
 
 class _OutputTail:
@@ -209,7 +211,7 @@ class Sandbox:
 
     def run(
         self,
-        function: str,
+        function: str | Callable[..., Any],
         *args: Any,
         timeout: float | None = None,
         memory_limit: int | None = None,
@@ -218,13 +220,15 @@ class Sandbox:
         result_bound: int | None = None,
         **kwargs: Any,
     ) -> CallResult:
-        """Call ``function`` of the driver ("name", or "driver:name") with the given arguments.
+        """Call a driver function with the given arguments: an ``@entry`` function of a driver, or the name
+        ("name", "driver:name") of a function of a driver that declares no entry points (llmc_entry.request).
 
         ``peak_limit`` (with ``measure_memory``): bytes the call may add to the memory of the call's process
         tree; the watchdog kills the tree as soon as it is exceeded, so a call that materialises what it must
         not fails fast. ``result_bound``: the largest result frame accepted (default: 64 MiB or four times
         the arrays passed in, whichever is larger).
         """
+        driver, function = llmc_entry.request(function, self.challenge)  # ValueError: the grader's fault
         key = str(self.challenge_dir.resolve())
         if key in _IMPORT_FAILURES:
             earlier = _IMPORT_FAILURES[key]
@@ -238,9 +242,8 @@ class Sandbox:
         host = None if mode == "off" else isolation.probe()
         if mode == "strict" and host is not None and not host.full:
             raise IsolationUnavailable(f"--llm-isolation=strict refuses to grade: {isolation.describe()}")
-        driver, _, function = function.rpartition(":")
         request = {
-            "challenge": driver or self.challenge,
+            "challenge": driver,
             "function": function,
             "args": tuple(args),
             "kwargs": kwargs,
@@ -338,6 +341,7 @@ class Sandbox:
         phase, confinement, skipped, peak = "start", "", [], None
         seen: set[str] = set()  # each protocol event counts once: a child that repeats one moves nothing
         r_res, w_req = proc.r_res, proc.w_req
+        marks: list[dict[str, float]] = []
         with contextlib.suppress(BrokenPipeError):  # a child that died at start-up is judged below
             llmc_wire.write_frame(w_req, request)
         os.set_blocking(r_res, False)
@@ -409,12 +413,19 @@ class Sandbox:
                         elif event == "done" and "ready" in seen and "done:answered" not in seen:
                             seen.add("done:answered")  # answered once, and only after "ready", as the driver expects
                             llmc_wire.write_frame(w_req, "send")  # the measurement goes on until the result
+                        elif event == "mark":  # timed here, where the submission cannot reach the clock
+                            got = time.perf_counter()
+                            extra = meter.extra() if meter.measuring else 0
+                            meter.start()  # the next repetition's peak counts from here
+                            marks.append({"recv": got, "peak": float(extra), "go": time.perf_counter()})
+                            llmc_wire.write_frame(w_req, "go")
                         elif event == "result":
                             if meter.measuring:
                                 peak = meter.extra()
                             processes.kill_tree(proc.pid)  # done: closing its output lets the tail be read at once
                             result = self._finish(msg, output, peak, confinement, fail)
                             result.skipped = skipped
+                            result.marks = marks
                             return result
             meter.sample()
             if meter.measuring and peak_limit is not None:
@@ -438,7 +449,7 @@ class Sandbox:
     def _finish(msg: dict, output: _OutputTail, peak: int | None, confinement: str, fail: Any) -> CallResult:
         if not msg.get("ok"):
             category = str(msg.get("category", "error"))
-            if category not in ("error", "crash", "timeout", "memory", "interface", "compile"):
+            if category not in ("error", "crash", "timeout", "memory", "interface", "compile", "grader"):
                 category = "error"
             raise fail(category, str(msg.get("message", ""))[:4000], str(msg.get("detail", ""))[:4000])
         return CallResult(

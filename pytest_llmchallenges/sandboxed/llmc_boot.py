@@ -39,6 +39,25 @@ def _memory_sampler(root: str, stop: threading.Event, found: dict) -> None:
                 found["top"] = (top.size, f"{where}:{f.lineno}")
 
 
+def _unexpected(exc: Exception, workdir: str, driver_found: bool) -> dict:
+    """An exception no driver turned into a verdict: raised in the submission's files (``error``), by the
+    grader's lookup of its own driver function (``grader``), or by the driver while using what the submission
+    gave it (``interface``)."""
+    import traceback
+
+    detail = "".join(traceback.format_exception(exc)[-3:])[-2000:]
+    text = f"{type(exc).__name__}: {exc}"
+    mine = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(workdir + os.sep)]
+    if mine:
+        where = f"{os.path.relpath(mine[-1].filename, workdir)}:{mine[-1].lineno}"
+        category, message = "error", f"raised {text} (at {where})"
+    elif not driver_found:
+        category, message = "grader", f"the grader's driver function cannot be loaded: {text}"
+    else:
+        category, message = "interface", f"could not use the submission's objects or output: {text}"
+    return {"event": "result", "ok": False, "category": category, "message": message[:2000], "detail": detail}
+
+
 DEV_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
@@ -117,12 +136,19 @@ def serve(fd_in: int, fd_out: int, isolated: bool = False, skipped: list[str] | 
     def phase(name: str) -> None:
         send({"event": "phase", "phase": name})
 
+    def mark() -> None:  # a lap boundary, time-stamped by the parent (efficiency timing); waits for its "go"
+        send({"event": "mark"})
+        if llmc_wire.read_frame(fd_in) != "go":
+            os._exit(70)
+
     result: dict
     try:
-        driver = __import__("llmc_drive_" + request["challenge"])
+        name = request["challenge"]
+        driver = __import__(name if name.startswith("llmc_perf") else "llmc_drive_" + name)
         fn = getattr(driver, request["function"])
         sub = llmc_api.Submission(__import__("pathlib").Path(workdir), getattr(driver, "ROLES", {}), ready)
         sub.on_phase = phase
+        sub.mark = mark  # type: ignore[attr-defined]
         start = time.perf_counter()
         value = fn(sub, *request.get("args", ()), **request.get("kwargs", {}))
         seconds = time.perf_counter() - start
@@ -144,16 +170,8 @@ def serve(fd_in: int, fd_out: int, isolated: bool = False, skipped: list[str] | 
         result = {"event": "result", "ok": False, "category": "crash", "message": f"sys.exit({exc.code!r}) called"}
     except MemoryError:
         result = {"event": "result", "ok": False, "category": "memory", "message": "MemoryError raised"}
-    except Exception as exc:  # the driver could not make sense of what the submission gave back
-        import traceback
-
-        result = {
-            "event": "result",
-            "ok": False,
-            "category": "interface",
-            "message": f"could not use the submission's objects or output: {type(exc).__name__}: {exc}"[:2000],
-            "detail": "".join(traceback.format_exception(exc)[-3:])[-2000:],
-        }
+    except Exception as exc:  # the traceback decides whose exception it is
+        result = _unexpected(exc, workdir, driver_found="fn" in locals())
     if measure:
         sampler_stop.set()
         for t in sampler:
