@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from _pytest._code.code import ReprEntryNative, ReprExceptionInfo, ReprFileLocation, ReprTraceback
 
-from . import capabilities, entrypoints, fixtures, reports
+from . import capabilities, entrypoints, fixtures, isolation, reports
 from .challenges import CHALLENGE_NAMES, CHALLENGES, DIFFICULTIES
 from .grading import GradingFailure
 from .sandboxed import llmc_scan
@@ -362,11 +362,9 @@ class Grader:
 
     def run_info(self) -> dict[str, Any]:
         """What the run was: two runs on machines with different capabilities differ here."""
-        seed = self.config.getoption("llm_seed", None)
         return {
             "capabilities": capabilities.present(),
-            "isolation": str(self.config.getoption("llm_isolation", None) or "default"),
-            "seed": int(seed) if seed not in (None, "") else None,
+            **isolation.run_entry(self.config),  # the isolation line and the seed actually used ('random' drawn)
             "incomplete": self.incomplete,
         }
 
