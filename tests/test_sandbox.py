@@ -482,3 +482,36 @@ def test_an_installed_grader_package_is_hidden(tmp_path: Path, monkeypatch: pyte
     readme = isolation.PACKAGE_DIR.parent / "pyproject.toml"
     r = box(tmp_path, READER).run("selfcheck:call_entry", [str(oracle), str(readme)])
     assert sorted(r.value["found"]) == [f"{readme} by {how}" for how in ("cat", "open", "os.open")]
+
+
+FORGED_MARK = textwrap.dedent(
+    """
+    import json, os, select, struct, time
+    import numpy as np
+
+    def entry(n):
+        a = np.ones((n, n))  # 128 MiB, then freed: a restart of the measurement now would hide it
+        total = float(a.sum())
+        del a
+        header = json.dumps({"$dict": [["event", "mark"]]}).encode()
+        payload = struct.pack("<I", len(header)) + header
+        for fd in range(3, 64):
+            try:
+                os.write(fd, struct.pack("<Q", len(payload)) + payload)
+            except OSError:
+                pass
+        time.sleep(0.3)
+        for fd in range(3, 64):  # swallow the parent's "go", so that the driver's protocol stays in step
+            try:
+                if select.select([fd], [], [], 0)[0]:
+                    os.read(fd, 1 << 16)
+            except (OSError, ValueError):
+                pass
+        return total
+    """
+)
+
+
+def test_a_forged_mark_does_not_hide_an_earlier_peak(tmp_path: Path) -> None:
+    r = box(tmp_path, FORGED_MARK, timeout=60).run("selfcheck:measured_entry", 4096, measure_memory=True)
+    assert r.value == 4096 * 4096 and r.peak_bytes is not None and r.peak_bytes > 120 << 20, r.peak_bytes
