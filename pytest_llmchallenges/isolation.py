@@ -277,18 +277,16 @@ class CallCgroup:
         return out
 
     def kill(self) -> None:
-        """Kill everything in the cgroup (v2: cgroup.kill; v1: SIGKILL each member until none is left)."""
+        """Kill everything in the cgroup (v2: cgroup.kill; v1: SIGKILL each member, a few passes to catch what
+        was forked meanwhile). Not waited for: the processes leave the cgroup as the kernel reaps them, and
+        ``sweep`` removes it once empty."""
         if self.mode == "v2":
             with contextlib.suppress(OSError):
                 (self.mem / "cgroup.kill").write_text("1")
-        for _ in range(50):
-            members = self.members()
-            if not members:
-                return
-            for pid in members:
+        for _ in range(3):
+            for pid in self.members():
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.002)
 
     def remove(self) -> None:
         if self._peak_fd is not None:

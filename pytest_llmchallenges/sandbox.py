@@ -11,12 +11,15 @@ comes from the kernel (the call's cgroup), and everything the child started is k
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -66,19 +69,46 @@ class _OutputTail:
     def __init__(self, stream: Any) -> None:
         self.total = 0
         self._tail = bytearray()
+        self._fd = stream.fileno()
+        self._reading = False
         self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
         self._thread.start()
 
     def _drain(self, stream: Any) -> None:
         with contextlib.suppress(OSError, ValueError):
-            while chunk := os.read(stream.fileno(), 1 << 16):
+            while True:
+                self._reading = False
+                select.select([self._fd], [], [])
+                self._reading = True
+                chunk = os.read(self._fd, 1 << 16)
+                if not chunk:
+                    return
                 self.total += len(chunk)
                 self._tail += chunk
                 if len(self._tail) > 4 * OUTPUT_TAIL:
                     del self._tail[:-OUTPUT_TAIL]
 
-    def text(self) -> str:
-        self._thread.join(0.5)
+    def _drained(self) -> bool:
+        """Everything written so far has been taken in (the pipe is empty and the drain is waiting)."""
+        try:
+            pending = struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return not self._thread.is_alive()
+        return pending == 0 and not self._reading
+
+    def text(self, eof: bool = True) -> str:
+        """The tail; with ``eof`` False, as soon as what the child wrote before now is in (a child that has sent
+        its result has written all it will be graded with; waiting for every process to exit costs a
+        namespace's teardown)."""
+        deadline = time.monotonic() + 0.5
+        if eof:
+            self._thread.join(0.5)
+        while not eof and time.monotonic() < deadline and self._thread.is_alive():
+            if self._drained():
+                time.sleep(0.001)
+                if self._drained():
+                    break
+            time.sleep(0.001)
         tail = bytes(self._tail[-OUTPUT_TAIL:]).decode("utf-8", "replace")
         cut = self.total - len(tail.encode())
         return (f"[... {cut} earlier bytes of output not kept ...]\n" if cut > 0 else "") + tail
@@ -464,7 +494,7 @@ class Sandbox:
             value=msg.get("value"),
             seconds=float(msg.get("seconds", 0.0)),
             imports=[str(m) for m in msg.get("imports", [])],
-            output=output.text(),
+            output=output.text(eof=False),
             peak_bytes=peak,
             attribution=msg.get("attribution"),
             confinement=confinement,

@@ -64,7 +64,10 @@ def main() -> None:
                 sock.send(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}).encode())
         if not ready:
             continue
-        msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+        except ConnectionResetError:  # the parent went away with exit reports it no longer wanted
+            return
         if not msg:
             return  # the parent went away
         request = json.loads(msg)
