@@ -36,6 +36,7 @@ DEFAULT_MEMORY_LIMIT = 4 << 30
 OUTPUT_TAIL = 4000
 _POLL = 0.02
 MIN_RESULT_BOUND = 64 << 20
+SETUP_SECONDS = 10
 _ENV_NAMES = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM"}
 _ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "CUPY_", "NUMBA_", "XLA_", "MLX_")
 
@@ -384,7 +385,9 @@ class Sandbox:
             llmc_wire.write_frame(w_req, request)
         os.set_blocking(r_res, False)
         reader = llmc_wire.FrameReader(bound)
-        deadline = time.monotonic() + timeout + 0.5  # the child's own start-up is not the submission's time
+        # the child's own start-up (isolation, the copy of the folder) is not the submission's time: the clock
+        # starts again when trusted code reports the call confined, and a start-up has at most SETUP_SECONDS
+        deadline = time.monotonic() + timeout + SETUP_SECONDS
 
         def fail(category: str, message: str, detail: str = "") -> GradingFailure:
             processes.kill_tree(proc.pid)
@@ -439,6 +442,7 @@ class Sandbox:
                         first = event not in seen
                         seen.add(str(event))
                         if event == "confined" and first:
+                            deadline = time.monotonic() + timeout + 0.5
                             confinement = str(msg.get("status"))
                             skipped = [str(x) for x in msg.get("skipped", [])][:100]
                             self._skipped(skipped)

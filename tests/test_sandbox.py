@@ -380,19 +380,28 @@ def test_nothing_persists_between_calls(tmp_path: Path, monkeypatch: pytest.Monk
     assert sorted(p.name for p in sb.challenge_dir.iterdir()) == ["sol.py"]  # the original folder is untouched
 
 
-HELPER = textwrap.dedent(
+FORGE = textwrap.dedent(
     """
-    import os, struct, subprocess, sys, json
+    import json, os, struct
 
-    def entry(n):
-        # talk the result protocol: claim the measurement is over, on every pipe this process holds
-        header = json.dumps({"$dict": [["event", "done"]]}).encode()
+    def forge(event):
+        # talk the result protocol, on every pipe this process holds
+        header = json.dumps({"$dict": [["event", event]]}).encode()
         payload = struct.pack("<I", len(header)) + header
         for fd in range(3, 64):
             try:
                 os.write(fd, struct.pack("<Q", len(payload)) + payload)
             except OSError:
                 pass
+    """
+)
+
+HELPER = FORGE + textwrap.dedent(
+    """
+    import subprocess, sys
+
+    def entry(n):
+        forge("done")  # claim the measurement is over
         code = "import numpy, time; a = numpy.ones((%d, %d)); time.sleep(0.5)" % (n, n)
         subprocess.run([sys.executable, "-c", code], check=True)
         return n
@@ -484,22 +493,16 @@ def test_an_installed_grader_package_is_hidden(tmp_path: Path, monkeypatch: pyte
     assert sorted(r.value["found"]) == [f"{readme} by {how}" for how in ("cat", "open", "os.open")]
 
 
-FORGED_MARK = textwrap.dedent(
+FORGED_MARK = FORGE + textwrap.dedent(
     """
-    import json, os, select, struct, time
+    import select, time
     import numpy as np
 
     def entry(n):
         a = np.ones((n, n))  # 128 MiB, then freed: a restart of the measurement now would hide it
         total = float(a.sum())
         del a
-        header = json.dumps({"$dict": [["event", "mark"]]}).encode()
-        payload = struct.pack("<I", len(header)) + header
-        for fd in range(3, 64):
-            try:
-                os.write(fd, struct.pack("<Q", len(payload)) + payload)
-            except OSError:
-                pass
+        forge("mark")
         time.sleep(0.3)
         for fd in range(3, 64):  # swallow the parent's "go", so that the driver's protocol stays in step
             try:
