@@ -518,3 +518,29 @@ FORGED_MARK = FORGE + textwrap.dedent(
 def test_a_forged_mark_does_not_hide_an_earlier_peak(tmp_path: Path) -> None:
     r = box(tmp_path, FORGED_MARK, timeout=60).run("selfcheck:measured_entry", 4096, measure_memory=True)
     assert r.value == 4096 * 4096 and r.peak_bytes is not None and r.peak_bytes > 120 << 20, r.peak_bytes
+
+
+KERNEL_KNOBS = textwrap.dedent(
+    """
+    import ctypes, os
+
+    def entry(paths):
+        libc = ctypes.CDLL(None)  # past the audit hook: only the kernel decides
+        opened = []
+        for p in paths:  # opened for writing only, never written: a failure of this test must not harm the host
+            fd = libc.open(p.encode(), os.O_WRONLY)
+            if fd >= 0:
+                os.close(fd)
+                opened.append(p)
+        return opened
+    """
+)
+
+
+@needs_namespaces
+@pytest.mark.parametrize("confine", [True, False], ids=["landlock", "no-landlock (CUDA calls)"])
+def test_kernel_settings_cannot_be_opened_for_writing(tmp_path: Path, confine: bool) -> None:
+    """The call's root is the grader's user mapped (root, when the grader runs as root): /proc is mounted
+    read-only so that sysctls and the sysrq trigger stay shut even where Landlock is off."""
+    knobs = ["/proc/sysrq-trigger", "/proc/sys/vm/swappiness", "/proc/sys/kernel/core_pattern", "/proc/1/oom_score_adj"]
+    assert box(tmp_path, KERNEL_KNOBS, confine=confine).run("selfcheck:call_entry", knobs).value == []
