@@ -24,6 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
+from . import seeding
 from .sandboxed import llmc_confine
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -114,17 +117,15 @@ def probe() -> Host:
     return _HOST[0]
 
 
-def mode(config: object) -> str:
+def mode(config: pytest.Config) -> str:
     """The run's --llm-isolation (ini ``llm_isolation``; default auto)."""
-    value = config.getoption("llm_isolation", None) or config.getini("llm_isolation")  # type: ignore[attr-defined]
+    value = config.getoption("llm_isolation", None) or config.getini("llm_isolation")
     return value if value in MODES else "auto"
 
 
-def run_entry(config: object) -> dict[str, object]:
+def run_entry(config: pytest.Config) -> dict[str, object]:
     """What the reports' run section records about isolation and inputs."""
-    from . import seeding
-
-    return {"seed": seeding.run_seed(config), "isolation": describe(mode(config))}  # type: ignore[arg-type]
+    return {"seed": seeding.run_seed(config), "isolation": describe(mode(config))}
 
 
 LOST = {

@@ -139,9 +139,9 @@ class ForkServer:
         r_req, w_req = os.pipe()
         r_res, w_res = os.pipe()
         r_out, w_out = os.pipe()
-        msg = json.dumps({"cwd": str(cwd), "env": env, "isolate": plan}).encode()
+        order = json.dumps({"cwd": str(cwd), "env": env, "isolate": plan}).encode()
         try:
-            socket.send_fds(self._sock, [msg], [r_req, w_res, w_out])
+            socket.send_fds(self._sock, [order], [r_req, w_res, w_out])
         finally:
             for fd in (r_req, w_res, w_out):
                 os.close(fd)

@@ -299,6 +299,7 @@ class Sandbox:
                 cgroup = isolation.CallCgroup(host.cgroup, memory_limit + max(64 << 20, memory_limit // 4))
         bound = result_bound or max(MIN_RESULT_BOUND, 4 * _array_bytes((args, kwargs)))
         work = None
+        plan: dict | None
         try:
             cuda_opt_out = not self.confine and os.environ.get("LLMC_CUDA_NAMESPACES", "1") == "0"
             if host is not None and host.namespaces and not cuda_opt_out:
