@@ -36,6 +36,7 @@ after a rejection the target's prediction is required (step 4d says so). Masks: 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ from pytest_llmchallenges.sandboxed.llmc_scan import scan_folder
 
 CHALLENGE = "dflash_verify"
 
-TARGET = {"vocab_size": 1000, "d_model": 64, "n_heads": 4, "seed": 0, "position_scale": 1.0}
+TARGET: dict[str, Any] = {"vocab_size": 1000, "d_model": 64, "n_heads": 4, "seed": 0, "position_scale": 1.0}
 PROMPT = [10, 20, 30]  # the prompt's Test 1
 FRAMEWORKS = {"torch", "jax", "jaxlib", "flax", "tensorflow", "keras", "mlx", "cupy", "autograd", "tinygrad"}
 
