@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from pytest_llmchallenges.challenges import CHALLENGE_NAMES
 from tests.grading_run import REPO, GradingRun, grade
 
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -95,7 +96,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> GradingRun:
     saved = os.environ.get("LLMC_CORPUS_REPORT")
     if saved:
         return GradingRun(0, f"(report read from {saved})", json.loads(Path(saved).read_text()))
-    return grade([CORPUS], tmp_path_factory.mktemp("corpus"), extra=["-n", "2"])
+    return grade([CORPUS], tmp_path_factory.mktemp("corpus"), suites=list(CHALLENGE_NAMES), extra=["-n", "2"])
 
 
 def _challenge(run: GradingRun, model: str, challenge: str) -> dict[str, Any]:
