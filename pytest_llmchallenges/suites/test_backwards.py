@@ -16,6 +16,7 @@ import numpy as np
 
 from pytest_llmchallenges.grading import GradingFailure, as_array, assert_close, wrong
 from pytest_llmchallenges.oracles.layernorm import layer_norm, layer_norm_grads
+from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver
 from pytest_llmchallenges.sandboxed.llmc_scan import scan_folder
 
 CHALLENGE = "backwards"
@@ -64,7 +65,7 @@ def _check(got: dict, case: dict, rtol: float, label: str) -> None:
 def test_forward_matches_oracle(sandbox, rng):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta with the biased (1/D) variance, float64 and float32."""
     cases = [_case(rng, (2, 5, 16), np.float64), _case(rng, (3, 4, 24), np.float32)]
-    results = sandbox.run("gradients", cases).value
+    results = sandbox.run(driver.gradients, cases).value
     for case, got in zip(cases, results, strict=True):
         label = f"{case['x'].dtype} {case['x'].shape}"
         assert_close(got["y"], layer_norm(case["x"], case["gamma"], case["beta"], case["eps"]),
@@ -78,7 +79,7 @@ def test_gradients_match_oracle(sandbox, rng):
     shapes = [(2, 5, 16), (3, 4, 1), (1, 7, 33), (4, 3, 128)]
     cases = [_case(rng, s, dt) for dt in (np.float64, np.float32) for s in shapes]
     cases.append(_case(rng, (2, 3, 8), np.float64, eps=1e-2, scale=0.1))
-    results = sandbox.run("gradients", cases).value
+    results = sandbox.run(driver.gradients, cases).value
     for case, got in zip(cases, results, strict=True):
         label = f"{case['x'].dtype} x{case['x'].shape} eps={case['eps']:g}"
         _check(got, case, RTOL[case["x"].dtype.type], label)
@@ -96,7 +97,7 @@ def test_finite_difference(sandbox, rng):
                 moved[name][index] += sign * FD_STEP
                 points.append((moved["x"], moved["gamma"], moved["beta"]))
             where.append((name, index))
-    out = sandbox.run("finite_differences", case, points).value
+    out = sandbox.run(driver.finite_differences, case, points).value
     ys = [as_array(y, "y") for y in out["ys"]]
     numeric = {k: np.zeros_like(case[k]) for k in ("x", "gamma", "beta")}
     for i, (name, index) in enumerate(where):
@@ -119,7 +120,7 @@ def test_numerical_stability(sandbox, rng):
     tiny_gamma = _case(rng, (4, 8, d), np.float32, gamma_scale=1e-3, gamma_offset=0.0)
     cases = {"offset 1e4": offset, "near-constant rows": near_constant, "gamma ~ 1e3": big_gamma,
              "gamma ~ 1e-3": tiny_gamma}  # fmt: skip
-    results = sandbox.run("gradients", list(cases.values())).value
+    results = sandbox.run(driver.gradients, list(cases.values())).value
     for (label, case), got in zip(cases.items(), results, strict=True):
         _check(got, case, STABILITY_RTOL if label in ("offset 1e4", "near-constant rows") else RTOL[np.float32],
                f"float32 {label}")  # fmt: skip
@@ -136,7 +137,7 @@ def test_no_autodiff_frameworks(sandbox, submission, rng):
     found = _framework_imports(submission.challenge_dir(CHALLENGE))
     if found:
         wrong("autodiff framework imported: " + "; ".join(f"{f}: {', '.join(sorted(m))}" for f, m in found.items()))
-    result = sandbox.run("gradients", [_case(rng, (2, 3, 8), np.float64)])
+    result = sandbox.run(driver.gradients, [_case(rng, (2, 3, 8), np.float64)])
     loaded = sorted(set(result.imports) & AUTODIFF_FRAMEWORKS)
     if loaded:
         wrong(f"autodiff framework imported at run time: {', '.join(loaded)}")
