@@ -854,12 +854,9 @@ def _engine(sub: Submission, setup: Setup) -> Engine:
         # the manifest named the parts: their own exception is the answer's error
         raise SubmissionError(f"{raised} (roles from llmchallenge.toml; tried: {'; '.join(problems[:4])})",
                               raised.detail)  # fmt: skip
-    tried = problems[:8] or None
-    if raised is not None:
-        tried = ["not driven: every calling convention tried raised (failed guesses, not the answer's error)"] + (
-            tried or []
-        )
-    raise sub.interface_error("attention", tried=tried, hint=_HINT)
+    # failed guesses at a calling convention are not the answer's error: say what was tried and how to fix it
+    error = sub.interface_error("attention", tried=problems[:8] or None, hint=_HINT)
+    raise InterfaceError(f"not driven: {error}")
 
 
 def make_fresh(make: Callable[[], Engine], decode_2d: bool) -> Engine:

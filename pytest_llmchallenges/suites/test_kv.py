@@ -1,18 +1,28 @@
 """Grading tests for the kv prompt: a KV cache for incremental decoding with a ragged batch, no framework.
 
-The prompt names no API, so the grader drives whatever the submission offers (an attention module with
-prefill/decode, functions returning a new cache, or a cache with update(k, v) plus an attention function)
-through a scripted session: prefill a batch of prompts of different lengths, then single-token decode steps
-(and, where the API allows it, multi-token appends). Every output is compared with the oracle: full causal
-multi-head attention recomputed from scratch over that sequence's own history, in float64.
+The prompt names no API, so the grader drives whatever the submission built (see llmc_drive_kv: attention
+modules with their own or given weights, functions returning a new cache, a cache with update() plus
+attention functions that write or read it, a cache owning attend(q, k, v)) through a scripted session:
+prefill a batch of prompts, then single-token decode steps (and, where the API allows it, multi-token
+appends). Every output is compared with the oracle: full causal multi-head attention recomputed from scratch
+over that sequence's own history, in float64, with the weights the answer computed with.
 
-Projection weights are symmetric (so x @ W and x @ W.T conventions agree) and the output projection is the
-identity. Padding positions of the prompts hold large values, so attending to padding is never a small error.
+One property per test, so that one defect fails one test: causality of the prompt is test_causal_prefill's
+alone (the others compare decode outputs, and a prompt's last token, which sees the whole prompt either way);
+raggedness is test_variable_length_batch's alone (the others use equal lengths). A mismatch that equals a
+classic wrong behaviour says so (oracles.kv.explain: not causal, cache overwritten, no history, position 0
+only, padding read as history).
+
+The grader's weights are symmetric (so x @ W and x @ W.T conventions agree) with the identity as output
+projection; weights an answer created are read and used as they are (their orientation is the one its
+outputs fit). Padding positions of the prompts hold large values, so attending to padding is never a small
+error.
 
 Where the prompt misleads: it asks to "avoid recomputing attention for past tokens", which a cache does for
 keys and values; the scores of the new query against every cached key are still computed at each step, and
-that is what the oracle checks. "Batching with variable sequence lengths" means each sequence advances at its
-own position: a single shared write position for the whole batch is wrong as soon as the lengths differ.
+that is what the oracle checks; test_past_keys_values_not_recomputed checks the keys and values themselves.
+"Batching with variable sequence lengths" means each sequence advances at its own position: a single shared
+write position for the whole batch is wrong as soon as the lengths differ.
 """
 
 from __future__ import annotations
