@@ -463,29 +463,43 @@ class CacheHolder:
 
 def _read_weights(obj: Any, layer: int, d_model: int) -> dict[str, np.ndarray]:
     """The projection matrices (and biases) an instance created itself, replaced by counting views of the
-    same values; {} unless all of q, k, v were found. Linear-like attributes (``.weight``) count too."""
+    same values; {} unless all of q, k, v were found. Attributes, dicts of them, Linear-like objects
+    (``.weight``/``.bias``) and fused q|k|v matrices (``W_qkv``, ``c_attn``, ``in_proj``) count."""
     if not hasattr(obj, "__dict__"):
         return {}
-    found: dict[str, np.ndarray] = {}
-    for name, value in list(vars(obj).items()):
-        concept = _weight_key(name) if isinstance(name, str) else None
-        if concept is None:
-            continue
-        holder, attr = obj, name
-        if not isinstance(value, np.ndarray) and hasattr(value, "__dict__"):
-            inner = vars(value)
-            if isinstance(inner.get("weight"), np.ndarray) and concept[0] == "w":
-                holder, attr, value = value, "weight", inner["weight"]
+    d, found = d_model, {}
+    containers = [vars(obj)] + [v for v in vars(obj).values() if isinstance(v, dict)]
+    for attrs in containers:
+        for name, value in list(attrs.items()):
+            if not isinstance(name, str):
+                continue
+            fused = bool(re.search(r"qkv|c_?attn|in_?proj", name.lower()))
+            concept = "wqkv" if fused else _weight_key(name)
+            if concept is None:
+                continue
+            holder, key = attrs, name
+            if not isinstance(value, np.ndarray) and hasattr(value, "__dict__"):
+                inner = vars(value)
+                if not (isinstance(inner.get("weight"), np.ndarray) and concept[0] == "w"):
+                    continue
+                holder, key, value = inner, "weight", inner["weight"]
                 bias = inner.get("bias")
-                if isinstance(bias, np.ndarray) and bias.shape == (d_model,):
-                    found["b" + concept[1]] = np.asarray(bias, np.float64).copy()
-        if not isinstance(value, np.ndarray):
-            continue
-        if concept[0] == "w" and value.shape == (d_model, d_model):
-            found[concept] = np.asarray(value, np.float64).copy()
-            setattr(holder, attr, counted(value, layer, concept))
-        elif concept[0] == "b" and value.shape == (d_model,):
-            found[concept] = np.asarray(value, np.float64).copy()
+                if isinstance(bias, np.ndarray) and bias.shape in ((d,), (3 * d,)):
+                    names = ["bq", "bk", "bv"] if fused else ["b" + concept[1]]
+                    found.update(zip(names, np.split(np.asarray(bias, np.float64), len(names)), strict=True))
+            if not isinstance(value, np.ndarray):
+                continue
+            if fused and value.shape in ((d, 3 * d), (3 * d, d)):
+                parts = np.split(np.asarray(value, np.float64), 3, axis=1 if value.shape == (d, 3 * d) else 0)
+                found.update(zip(("wq", "wk", "wv"), parts, strict=True))
+                holder[key] = counted(value, layer, "wqkv")
+            elif fused and value.shape == (3 * d,):
+                found.update(zip(("bq", "bk", "bv"), np.split(np.asarray(value, np.float64), 3), strict=True))
+            elif concept[0] == "w" and value.shape == (d, d):
+                found[concept] = np.asarray(value, np.float64).copy()
+                holder[key] = counted(value, layer, concept)
+            elif concept[0] == "b" and value.shape == (d,):
+                found[concept] = np.asarray(value, np.float64).copy()
     if not {"wq", "wk", "wv"} <= set(found):
         return {}
     found.setdefault("wo", np.eye(d_model))
@@ -868,7 +882,7 @@ def make_fresh(make: Callable[[], Engine], decode_2d: bool) -> Engine:
 
 
 def _kv_rows(num_layers: int) -> int:
-    return sum(TALLY[(layer, c)] for layer in range(num_layers) for c in ("wk", "wv"))
+    return sum(TALLY[(layer, c)] for layer in range(num_layers) for c in ("wk", "wv", "wqkv"))
 
 
 def session(sub: Submission, spec: dict[str, Any]) -> dict[str, Any]:
