@@ -881,6 +881,35 @@ def make_fresh(make: Callable[[], Engine], decode_2d: bool) -> Engine:
     return engine
 
 
+def _arrays(obj: Any, depth: int = 2) -> list[np.ndarray]:
+    """Arrays held by an object (attributes, dict values, list items), ``depth`` levels deep."""
+    if isinstance(obj, np.ndarray):
+        return [obj]
+    if depth == 0:
+        return []
+    if isinstance(obj, dict):
+        items = list(obj.values())
+    elif isinstance(obj, (list, tuple)):
+        items = list(obj)[:64]
+    elif hasattr(obj, "__dict__") and not inspect.ismodule(obj) and not callable(obj):
+        items = list(vars(obj).values())
+    else:
+        return []
+    return [a for item in items for a in _arrays(item, depth - 1)]
+
+
+def storage_dtype(engine: Engine) -> str:
+    """The narrowest float type the answer's caches and modules store (e.g. float16 for a compressed cache)."""
+    holders: list[Any] = []
+    caches = getattr(engine, "caches", None)
+    if caches is not None:
+        holders += caches.caches
+    for fns in getattr(engine, "ops", {}).values():
+        holders += [getattr(fn, "__self__", None) for fn in fns]
+    floats = {a.dtype for h in holders for a in _arrays(h) if np.issubdtype(a.dtype, np.floating)}
+    return str(min(floats, key=lambda t: t.itemsize)) if floats else "float64"
+
+
 def _kv_rows(num_layers: int) -> int:
     return sum(TALLY[(layer, c)] for layer in range(num_layers) for c in ("wk", "wv", "wqkv"))
 
@@ -934,4 +963,5 @@ def session(sub: Submission, spec: dict[str, Any]) -> dict[str, Any]:
             return result
         rows.append(_kv_rows(n_layers) - start)
         outputs.append(np.stack(per_layer).astype(np.float64))
+    result["storage"] = storage_dtype(engine)
     return result
