@@ -105,31 +105,31 @@ def _expected(result: dict, spec: dict) -> tuple[list, bool]:
     return session_outputs(result["layers"], spec["num_heads"], spec["ops"], result["x_scale"], transpose), transpose
 
 
-def _compare(result: dict, spec: dict, first: int = 0, prefix: str = "", prompt_ends: bool = False) -> None:
+def _compare(result: dict, spec: dict, first: int = 0, prefix: str = "", ends_only: bool = False) -> None:
     """Every op's outputs from ``first`` on against the oracle replay of the same script, per layer; a
-    mismatch is named when it matches a classic wrong behaviour (oracles.kv.explain). ``prompt_ends`` also
-    checks the prefill output at each prompt's last token, which sees the whole prompt whether or not the
-    prefill is causal (causality is test_causal_prefill's alone)."""
+    mismatch is named when it matches a classic wrong behaviour (oracles.kv.explain). With ``ends_only``, a
+    prompt or chunk is checked at each sequence's last new token only, which sees the whole history either
+    way (causality is test_causal_prefill's alone)."""
     if "error" in result:
         at = result["error"]["op"]
         wrong(f"{prefix}the submission raised during {_describe(spec['ops'][at], at)}: {result['error']['message']}")
     expected, transpose = _expected(result, spec)
     rtol = RTOL_HALF if result.get("storage") == "float16" else RTOL
-    if prompt_ends and first > 0:
-        ends = np.asarray(spec["ops"][0]["lengths"]) - 1
-        rows = np.arange(len(ends))
-        what = f"{prefix}{_describe(spec['ops'][0], 0)}, last prompt token"
-        assert_close(result["outputs"][0][:, rows, ends], expected[0][:, rows, ends], rtol, what)
     for index, (got, want) in enumerate(zip(result["outputs"], expected, strict=True)):
         if index < first:
             continue
+        op = spec["ops"][index]
+        ends = ends_only and op["op"] != "decode"
+        if ends:
+            rows = np.arange(len(op["lengths"]))
+            got, want = got[:, rows, np.asarray(op["lengths"]) - 1], want[:, rows, np.asarray(op["lengths"]) - 1]
         for layer in range(want.shape[0]):
-            what = f"{prefix}{_describe(spec['ops'][index], index)}, layer {layer}"
+            what = f"{prefix}{_describe(op, index)}{', last tokens' if ends else ''}, layer {layer}"
             try:
                 assert_close(got[layer], want[layer], rtol, what)
             except AssertionError as exc:
-                named = explain(result["layers"], spec["num_heads"], spec["ops"], index, got, result["x_scale"],
-                                transpose)  # fmt: skip
+                named = explain(result["layers"], spec["num_heads"], spec["ops"], index, result["outputs"][index],
+                                result["x_scale"], transpose)  # fmt: skip
                 if named is None:
                     raise
                 detail = str(exc)[len(what) + 2 :] if str(exc).startswith(what) else str(exc)
@@ -174,7 +174,7 @@ def test_multi_head(sandbox, rng):
     a reshape-order bug ((B, T, D) read as (B, H, T, Dh)) mixes heads and positions. Checked on the decode
     steps and on each prompt's last token (a merge-order bug shows only where T > 1)."""
     spec = _spec(rng, lengths=[4, 4], decode_steps=3, num_heads=3, head_dim=5)
-    _compare(_run(sandbox, spec), spec, first=1, prompt_ends=True)
+    _compare(_run(sandbox, spec), spec, ends_only=True)
 
 
 def test_long_decode_keeps_history(sandbox, rng):
@@ -208,14 +208,15 @@ def test_capacity_overflow_raises(sandbox, rng):
 
 
 def test_multi_token_append(sandbox, rng):
-    """After prefill and a decode step, a ragged chunk of 3, 1 and 2 tokens is appended in one update, then
-    two more decode steps: the chunk is causal within itself and sees each sequence's history. Skipped when
-    the API has no way to append several tokens to a non-empty cache (the prompt asks for one at a time)."""
-    spec = _spec(rng, lengths=[4, 2, 5], decode_steps=1, extend=[3, 1, 2], more_decode_steps=2)
+    """After a ragged prefill (4, 2, 5 tokens) and a decode step, a chunk of two tokens per sequence is
+    appended in one update, then two more decode steps: the chunk's last token and the steps after it see
+    each sequence's whole history (causality inside the chunk is test_causal_prefill's). Skipped when the
+    API has no way to append several tokens to a non-empty cache: the prompt asks for one at a time."""
+    spec = _spec(rng, lengths=[4, 2, 5], decode_steps=1, extend=[2, 2, 2], more_decode_steps=2)
     result = sandbox.run("session", spec).value
     if "unsupported" in result:
         pytest.skip(f"the API cannot append several tokens at once ({result['unsupported']})")
-    _compare(result, spec, first=1)
+    _compare(result, spec, first=1, ends_only=True)
 
 
 def test_past_keys_values_not_recomputed(sandbox, rng):
