@@ -86,6 +86,8 @@ NAMES = {
     "capacity": r"^(capacity|cap|max_?(seq(uence)?_?)?len(gth)?s?|max_?tokens|max_?pos(itions)?|max_?context"
     r"|context_?len(gth)?|block_?size|max_?t|max_?seq|seq_?len|max_?cache_?len|cache_?size|n_?ctx)$",
     "dtype": r"^dtype$",
+    "seed": r"^(seed|random_?seed)$",
+    "rng": r"^(rng|generator|random_?state)$",
     "scale": r"^(scale|sm_?scale|softmax_?scale|scaling)$",
     "layer": r"^(layer(_?idx|_?id|_?index|_?num|_?no)?|l|li|layer_i)$",
     "positions": r"^(positions?|pos|offsets?|write_?pos(itions)?|start_?pos(itions)?|cache_?pos(itions)?"
@@ -108,10 +110,14 @@ NAMES = {
     "v": r"^(v|value|values|v_?new|v_?t|new_?v)$",
 }
 _WEIGHT_ATTR = {
-    "wq": r"^_?(w_?q|q_?proj(_weight)?|q_?weight|w_?query|query(_weight)?|wq)$",
-    "wk": r"^_?(w_?k|k_?proj(_weight)?|k_?weight|w_?key|key(_weight)?|wk)$",
-    "wv": r"^_?(w_?v|v_?proj(_weight)?|v_?weight|w_?value|value(_weight)?|wv)$",
-    "wo": r"^_?(w_?o|o_?proj(_weight)?|o_?weight|w_?out|out_?proj(_weight)?|wo|w_?proj|c_?proj)$",
+    "wq": r"^_?(w_?q|q|to_?q|q_?(proj|linear|lin)(_weight)?|q_?weight|w_?query|query(_(weight|proj|linear))?|wq"
+    r"|linear_?q)$",
+    "wk": r"^_?(w_?k|k|to_?k|k_?(proj|linear|lin)(_weight)?|k_?weight|w_?key|key(_(weight|proj|linear))?|wk"
+    r"|linear_?k)$",
+    "wv": r"^_?(w_?v|v|to_?v|v_?(proj|linear|lin)(_weight)?|v_?weight|w_?value|value(_(weight|proj|linear))?|wv"
+    r"|linear_?v)$",
+    "wo": r"^_?(w_?o|to_?out|o_?(proj|linear|lin)(_weight)?|o_?weight|w_?out|out_?(proj|linear)(_weight)?|wo"
+    r"|w_?proj|c_?proj|linear_?o)$",
 }
 _BIAS_ATTR = r"^_?(b_?([qkvo])|([qkvo])_?(proj_)?bias|b_?(query|key|value|out))$"
 _BLOCK_ATTR = r"(norm|mlp|ffn|feed_?forward|^w_?(up|down|gate)$|^fc\d|^ln_?\d|^ln$)"
@@ -294,6 +300,8 @@ class Setup:
             "capacity": self.capacity,
             "dtype": np.float64,
             "scale": 1.0 / np.sqrt(self.head_dim),
+            "seed": 0,
+            "rng": np.random.default_rng(0),
         }
 
     def counted(self, layer: int) -> dict[str, Counted]:
