@@ -208,11 +208,11 @@ def test_capacity_overflow_raises(sandbox, rng):
 
 
 def test_multi_token_append(sandbox, rng):
-    """After a ragged prefill (4, 2, 5 tokens) and a decode step, a chunk of two tokens per sequence is
-    appended in one update, then two more decode steps: the chunk's last token and the steps after it see
-    each sequence's whole history (causality inside the chunk is test_causal_prefill's). Skipped when the
-    API has no way to append several tokens to a non-empty cache: the prompt asks for one at a time."""
-    spec = _spec(rng, lengths=[4, 2, 5], decode_steps=1, extend=[2, 2, 2], more_decode_steps=2)
+    """After a 4-token prefill and a decode step, a chunk of two tokens per sequence is appended in one
+    update, then two more decode steps: the chunk's last token and the steps after it see each sequence's
+    whole history (causality inside the chunk is test_causal_prefill's, raggedness test_variable_length_batch's).
+    Skipped when the API cannot append several tokens to a non-empty cache: the prompt asks for one at a time."""
+    spec = _spec(rng, lengths=[4, 4, 4], decode_steps=1, extend=[2, 2, 2], more_decode_steps=2)
     result = sandbox.run("session", spec).value
     if "unsupported" in result:
         pytest.skip(f"the API cannot append several tokens at once ({result['unsupported']})")
