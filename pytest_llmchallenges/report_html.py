@@ -20,6 +20,7 @@ from .report_view import (
     FailureLine,
     View,
     build_view,
+    clip,
     shorten,
     slug,
     summary,
@@ -27,7 +28,6 @@ from .report_view import (
 
 esc = html.escape
 WHITE = "#FFFFFF"
-MESSAGE = 180  # characters of a failure message shown; the whole message is the line's tooltip
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328;max-width:1350px}
@@ -218,8 +218,7 @@ def _line(f: FailureLine, skipped: bool = False, limit: int = 3) -> str:
     cls = " class='ng'" if skipped else ""
     where = f"{esc(f.challenge)} · " if f.challenge else ""
     cat = f"<span class='cat'>{esc(f.category or 'skipped')}</span>"
-    message = f.message if len(f.message) <= MESSAGE else f.message[: MESSAGE - 1] + "…"
-    return f"<li{cls} title='{esc(f.message)}'>{count}{where}{cat}: {esc(message)} — {names}</li>"
+    return f"<li{cls} title='{esc(f.message)}'>{count}{where}{cat}: {esc(clip(f.message))} — {names}</li>"
 
 
 def _bare(f: FailureLine) -> FailureLine:

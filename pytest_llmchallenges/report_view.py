@@ -256,31 +256,48 @@ def _figure_value(value: Any) -> Any:
 
 
 def speedup(figures: dict[str, Any]) -> float | None:
-    """Speed-up over the baseline (>1: faster): ``speedup``, else the inverse of a time ``ratio``."""
+    """Speed-up over the baseline (>1: faster): ``speedup``, else the inverse of a time ratio (``vs_baseline``,
+    the efficiency suite's, or ``ratio``): submission time / baseline time, below 1 is faster."""
     s = _figure_value(figures.get("speedup"))
-    if isinstance(s, int | float) and s > 0:
+    if isinstance(s, int | float) and not isinstance(s, bool) and s > 0:
         return float(s)
-    r = _figure_value(figures.get("ratio"))
-    if isinstance(r, int | float) and r > 0:
-        return 1.0 / float(r)
+    for key in ("vs_baseline", "ratio"):
+        r = _figure_value(figures.get(key))
+        if isinstance(r, int | float) and not isinstance(r, bool) and r > 0:
+            return 1.0 / float(r)
     return None
 
 
+def faster(figures: Any) -> bool | None:
+    """Faster than its baseline: the suite's ``faster_than_baseline``, else the speed-up; None: no baseline."""
+    if not isinstance(figures, dict):
+        return None
+    if isinstance(figures.get("faster_than_baseline"), bool):
+        return bool(figures["faster_than_baseline"])
+    s = speedup(figures)
+    return None if s is None else s > 1.0
+
+
+_NOT_FIGURES = ("suspicious", "reason", "run", "faster_than_baseline")
+
+
 def figure_label(figures: Any) -> str:
-    """The short figure a cell shows: the efficiency entry's own ``label``, else its speed-up, else one figure."""
+    """The short text a cell shows: the entry's own ``label`` or ``summary``, else its speed-up, else one figure."""
     if isinstance(figures, str):
         return figures
     if not isinstance(figures, dict) or not figures:
         return ""
     mark = "⚑ " if figures.get("suspicious") else ""
-    if isinstance(figures.get("label"), str):
-        return mark + figures["label"]
+    for key in ("label", "summary"):
+        if isinstance(figures.get(key), str):
+            text = str(figures[key])
+            return text if "suspicious" in text else mark + text
     s = speedup(figures)
     if s is not None:
         return f"{mark}{s:.2g}x baseline"
     for key, value in figures.items():
         v = _figure_value(value)
-        if isinstance(v, bool) or key == "suspicious":
+        if isinstance(v, bool) or key in _NOT_FIGURES:
             continue
         if isinstance(v, int | float):
             return f"{mark}{key} {v:.3g}"
@@ -307,14 +324,18 @@ def _efficiency(subs: list[dict[str, Any]]) -> tuple[dict[str, dict[str, str]], 
     return labels, speeds
 
 
-def _fast_p(sub: dict[str, Any], speeds: dict[str, float]) -> tuple[int, int]:
-    """fast_p in KernelBench's spirit, p = 1: correct (every graded test passes) and faster than the baseline."""
+def _fast_p(sub: dict[str, Any]) -> tuple[int, int]:
+    """fast_p in KernelBench's spirit, p = 1: correct (every graded test passes) and faster than the baseline,
+    over the challenges that have a baseline to compare with."""
     correct = {
         c.get("name")
         for c in sub.get("challenges") or []
         if c.get("status") in ("graded", "partial", None) and _int(c.get("failed")) == 0 and _int(c.get("passed"))
     }
-    return sum(1 for c, s in speeds.items() if c in correct and s > 1.0), len(speeds)
+    eff = sub.get("efficiency") if isinstance(sub.get("efficiency"), dict) else {}
+    verdicts = {c: faster(f) for c, f in eff.items()}
+    compared = [c for c, v in verdicts.items() if v is not None]
+    return sum(1 for c in compared if verdicts[c] and c in correct), len(compared)
 
 
 def _run_line(data: dict[str, Any]) -> str:
@@ -341,7 +362,7 @@ def build_view(data: dict[str, Any]) -> View:
     subs = [s for s in data.get("submissions") or [] if isinstance(s, dict)]
     challenges = challenge_list(data)
     labels, speeds = _efficiency(subs)
-    fast = {str(s.get("name")): _fast_p(s, speeds.get(str(s.get("name")), {})) for s in subs}
+    fast = {str(s.get("name")): _fast_p(s) for s in subs}
     eff_order = sorted(
         (n for n in fast if fast[n][1]),
         key=lambda n: (-fast[n][0], -_geomean(speeds.get(n, {}).values()), n),
@@ -399,6 +420,13 @@ def build_view(data: dict[str, Any]) -> View:
 def _geomean(values: Any) -> float:
     vals = [v for v in values if v > 0]
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else 0.0
+
+
+MESSAGE = 180  # characters of a failure message a report line shows; the JSON (and the HTML tooltip) has it all
+
+
+def clip(message: str, limit: int = MESSAGE) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
 def shorten(names: tuple[str, ...], limit: int = 3) -> str:

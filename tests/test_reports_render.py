@@ -197,3 +197,20 @@ def test_a_message_that_repeats_its_category_is_not_stuttered() -> None:
     t = {"test": "x", "outcome": "failed", "category": "interface", "message": "interface: no entry point"}
     view = build_view({"submissions": [{"name": "m", "challenges": [{"name": "kv", "failed": 1, "tests": [t]}]}]})
     assert view.failures[0].failed[0].message == "no entry point"
+
+
+def test_fast_p_reads_the_suites_own_verdict_and_skips_figures_without_a_baseline() -> None:
+    data = load("mixed")
+    alpha = next(s for s in data["submissions"] if s["name"] == "alpha")
+    alpha["efficiency"]["backwards"]["faster_than_baseline"] = False  # a ratio below 1 but the suite says no
+    row = next(r for r in build_view(data).ranking if r.name == "alpha")
+    assert row.efficiency == "2 of 3 correct and faster", "dflash (no baseline) and fuse (n/a) are not counted"
+
+
+def test_long_messages_are_cut_in_both_renderings() -> None:
+    data = load("mixed")
+    beta = next(s for s in data["submissions"] if s["name"] == "beta")
+    t = next(c for c in beta["challenges"] if c["name"] == "backwards")["tests"][2]
+    t["message"] = "got [" + "1, " * 400 + "]"
+    assert max(len(line) for line in to_markdown(data).splitlines()) < 400
+    assert t["message"] in to_html(data), "the whole message stays in the tooltip"
