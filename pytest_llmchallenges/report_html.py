@@ -249,13 +249,12 @@ def to_html(data: dict[str, Any]) -> str:
         items = "".join(_line(f) for f in view.grader_faults)
         faults = f"<h2>Grader faults (never charged to a model)</h2><ul class='fail'>{items}</ul>"
     review = "".join(f"<li><b>{esc(c)}</b>: {esc(item)}</li>" for c, item in view.review)
-    runs = f" · merged from {esc(', '.join(view.runs))}" if view.runs else ""
     charts = _score_chart(view) + _efficiency_chart(view)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>LLM challenge grades</title>
 <style>{CSS}</style></head><body>
 <h1>LLM challenge grades</h1>
-<p class="meta">{esc(view.run_line)}{runs}</p>
+<p class="meta">{esc(view.run_line)}</p>
 <h2>Ranking</h2>
 <div class="charts">{_ranking(view)}{charts}</div>
 <h2>Matrix</h2>

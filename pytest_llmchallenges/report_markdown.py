@@ -78,7 +78,7 @@ def to_markdown(data: dict[str, Any]) -> str:
     view = build_view(data)
     out = ["# LLM challenge grades", ""]
     if view.run_line:
-        out += [view.run_line + (f"; merged from {', '.join(view.runs)}" if view.runs else ""), ""]
+        out += [view.run_line, ""]
     out += ["## Ranking", "", *_ranking(view), "", "## Matrix", "", *_matrix(view), ""]
     out += _efficiency(view)
     if view.grader_faults:

@@ -107,7 +107,6 @@ class View:
     efficiency: dict[str, dict[str, str]]  # model -> challenge -> short figure ("" when none)
     speedups: dict[str, dict[str, float]]  # model -> challenge -> speed-up over the baseline (>1: faster)
     review: list[tuple[str, str]]  # (challenge, what no test judges): needs a person
-    runs: list[str]
 
 
 def _num(value: Any, default: float = 0.0) -> float:
@@ -338,18 +337,22 @@ def _fast_p(sub: dict[str, Any]) -> tuple[int, int]:
     return sum(1 for c in compared if verdicts[c] and c in correct), len(compared)
 
 
-def _run_line(data: dict[str, Any]) -> str:
-    run = data.get("run") or {}
-    if not isinstance(run, dict) or not run:
-        return ""
+def _machine(run: dict[str, Any]) -> str:
     caps = run.get("capabilities") or {}
     have = ", ".join(sorted(k for k, v in caps.items() if v)) or "none"
     lacking = ", ".join(sorted(k for k, v in caps.items() if not v))
-    parts = [f"capabilities: {have}"]
-    if lacking:
-        parts.append(f"lacking: {lacking}")
-    if run.get("isolation"):
-        parts.append(f"isolation: {run['isolation']}")
+    text = f"capabilities: {have}" + (f"; lacking: {lacking}" if lacking else "")
+    return text + (f"; isolation: {run['isolation']}" if run.get("isolation") else "")
+
+
+def _run_line(data: dict[str, Any]) -> str:
+    """Where the verdicts were made: the machine, or each merged run's machine."""
+    run = data.get("run") or {}
+    if not isinstance(run, dict) or not run:
+        return ""
+    runs = [r for r in data.get("runs") or [] if isinstance(r, dict)]
+    merged = ", ".join(f"{r.get('run')} ({_machine(r)})" for r in runs)
+    parts = [f"merged from {merged}" if runs else _machine(run)]
     if run.get("score_mode"):
         parts.append(f"score mode: {run['score_mode']}")
     if run.get("provisional"):
@@ -401,7 +404,6 @@ def build_view(data: dict[str, Any]) -> View:
         if isinstance(f, dict)
     ]
     review = [(c, item) for c, _ in challenges if c in CHALLENGES for item in CHALLENGES[c].not_graded]
-    runs = [str(r.get("run") or r.get("file")) for r in data.get("runs") or [] if isinstance(r, dict)]
     return View(
         schema=str(data.get("schema", "?")),
         run_line=_run_line(data),
@@ -413,7 +415,6 @@ def build_view(data: dict[str, Any]) -> View:
         efficiency=labels,
         speedups=speeds,
         review=review,
-        runs=runs,
     )
 
 
