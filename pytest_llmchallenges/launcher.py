@@ -1,7 +1,8 @@
 """Starting sandboxed children: through a fork server (fast, the default on Linux) or by spawning.
 
 Both give the sandbox the same thing: a child running ``llmc_boot.serve`` in its own session, its cwd and
-environment set, with a request pipe, a result pipe and one stdout+stderr pipe. ``LLMC_SANDBOX=spawn``
+environment set (or isolated by ``llmc_isolate``, given a plan), with a request pipe, a result pipe and one
+stdout+stderr pipe. ``LLMC_SANDBOX=spawn``
 forces a fresh interpreter per call (slower; useful to rule the fork server out when debugging).
 """
 
@@ -51,9 +52,11 @@ class Spawner:
         self._procs: dict[int, subprocess.Popen] = {}
         self._known = set(processes.children(os.getpid()))
 
-    def launch(self, cwd: Path, env: dict[str, str]) -> Launched:
+    def launch(self, cwd: Path, env: dict[str, str], plan: dict | None = None) -> Launched:
         r_req, w_req = os.pipe()
         r_res, w_res = os.pipe()
+        if plan is not None:
+            env = {**env, "LLMC_ISOLATE": json.dumps(plan)}
         self._known = set(processes.children(os.getpid()))
         try:
             proc = subprocess.Popen(
@@ -127,12 +130,13 @@ class ForkServer:
             self._exits[int(msg["exit"])] = int(msg["code"])
         return msg
 
-    def launch(self, cwd: Path, env: dict[str, str]) -> Launched:
+    def launch(self, cwd: Path, env: dict[str, str], plan: dict | None = None) -> Launched:
         r_req, w_req = os.pipe()
         r_res, w_res = os.pipe()
         r_out, w_out = os.pipe()
+        msg = json.dumps({"cwd": str(cwd), "env": env, "isolate": plan}).encode()
         try:
-            socket.send_fds(self._sock, [json.dumps({"cwd": str(cwd), "env": env}).encode()], [r_req, w_res, w_out])
+            socket.send_fds(self._sock, [msg], [r_req, w_res, w_out])
         finally:
             for fd in (r_req, w_res, w_out):
                 os.close(fd)

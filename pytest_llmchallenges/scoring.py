@@ -1,4 +1,10 @@
-"""Scores and letter grades, as the report schema defines them."""
+"""Scores and letter grades, as the report schema defines them.
+
+The overall score is over every challenge of the run, a missing answer scoring 0 (``--llm-score=all``, the
+default), so that answering less never ranks higher; ``--llm-score=answered`` ranks on answered challenges only.
+A challenge with nothing graded (all its tests skipped, e.g. for a capability this machine lacks) has no score
+and is left out of either mean.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ LETTERS = (
     (0.60, "C-"),
     (0.50, "D"),
 )
-NOT_SCORED = "n/a"
+NOT_SCORED = "-"
+SCORE_MODES = ("all", "answered")
 
 
 def letter(score: float) -> str:
@@ -30,8 +37,15 @@ def challenge_score(passed: int, failed: int) -> float | None:
     return passed / (passed + failed) if passed + failed else None
 
 
+def counted(status: str, score: float | None, mode: str) -> float | None:
+    """What a challenge adds to the overall mean: a missing one 0 (mode "all") or nothing ("answered")."""
+    if status == "missing":
+        return 0.0 if mode == "all" else None
+    return score
+
+
 def overall_score(scores: list[tuple[str, float | None]]) -> float | None:
-    """Difficulty-weighted mean over the challenges that were graded: (difficulty, score) pairs."""
+    """Difficulty-weighted mean of (difficulty, score) pairs, a None score left out; None when all are."""
     graded = [(DIFFICULTY_WEIGHT[d], s) for d, s in scores if s is not None]
     total = sum(w for w, _ in graded)
     return sum(w * s for w, s in graded) / total if total else None
