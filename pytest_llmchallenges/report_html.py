@@ -15,7 +15,6 @@ from .report_view import (
     BAND_COLOURS,
     ICONS,
     LEGEND,
-    OKABE_ITO,
     Cell,
     FailureLine,
     View,
@@ -47,6 +46,8 @@ td.absent{color:#8c959f} .legend{display:flex;flex-wrap:wrap;gap:6px 14px;font-s
 .fail{margin:2px 0 8px;padding-left:20px;font-size:13px;list-style:none} .fail li{margin:2px 0}
 .fail ul{padding-left:18px;list-style:disc} .cat{font-weight:600}
 .count{display:inline-block;background:#1f2328;color:#fff;border-radius:9px;padding:0 6px;font-size:11px}
+td.e{font-size:12px;max-width:210px;text-align:center}
+figure{margin:8px 0} figcaption{font-size:13px;font-weight:600;margin-bottom:4px}
 .ng{color:#57606a} code{font-size:12px} .tests{color:#57606a;font-size:12px}
 """
 
@@ -143,7 +144,31 @@ def _score_chart(view: View) -> str:
         parts.append(f"<line x1='{x}' y1='0' x2='{x}' y2='{axis_y}' stroke='#8c959f' stroke-dasharray='2,3'/>")
         parts.append(f"<text x='{x}' y='{axis_y + 12}' font-size='10' text-anchor='middle'>{t:g}</text>")
     parts.append("</svg>")
-    return "".join(parts)
+    return _figure("Overall score per model", "".join(parts))
+
+
+# Models in the efficiency chart: colours the grade bands do not use first, and a shape each, so that two
+# models never differ by colour alone.
+MODEL_COLOURS = ("#0072B2", "#CC79A7", "#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#F0E442")
+
+
+def _marker(j: int, cx: float, cy: float, inner: str) -> str:
+    colour = MODEL_COLOURS[j % len(MODEL_COLOURS)]
+    style = f"fill='{colour}' stroke='#1f2328' stroke-width='0.5'"
+    shape = j % 4
+    if shape == 0:
+        return f"<circle cx='{cx:.1f}' cy='{cy}' r='5' {style}>{inner}</circle>"
+    if shape == 1:
+        return f"<rect x='{cx - 4.5:.1f}' y='{cy - 4.5}' width='9' height='9' {style}>{inner}</rect>"
+    if shape == 2:
+        pts = f"{cx:.1f},{cy - 6} {cx + 6:.1f},{cy} {cx:.1f},{cy + 6} {cx - 6:.1f},{cy}"
+    else:
+        pts = f"{cx:.1f},{cy - 6} {cx + 5.5:.1f},{cy + 4.5} {cx - 5.5:.1f},{cy + 4.5}"
+    return f"<polygon points='{pts}' {style}>{inner}</polygon>"
+
+
+def _figure(caption: str, body: str) -> str:
+    return f"<figure><figcaption>{esc(caption)}</figcaption>{body}</figure>"
 
 
 def _efficiency_chart(view: View) -> str:
@@ -170,12 +195,8 @@ def _efficiency_chart(view: View) -> str:
         parts.append(f"<line x1='{left}' y1='{y}' x2='{left + width}' y2='{y}' stroke='#eaeef2'/>")
         for j, m in enumerate(models):
             if c in view.speedups[m]:
-                colour = OKABE_ITO[j % len(OKABE_ITO)]
-                cx = x(view.speedups[m][c])
-                parts.append(
-                    f"<circle cx='{cx:.1f}' cy='{y}' r='5' fill='{colour}' stroke='#1f2328' stroke-width='0.5'>"
-                    f"<title>{esc(m)}: {view.speedups[m][c]:.3g}x</title></circle>"
-                )
+                label = f"<title>{esc(m)}: {view.speedups[m][c]:.3g}x</title>"
+                parts.append(_marker(j, x(view.speedups[m][c]), y, label))
     axis_y = h * len(challenges) + 2
     ticks = [t for t in (0.01, 0.1, 1, 10, 100, 1000) if lo <= t <= hi]
     for t in ticks:
@@ -186,10 +207,10 @@ def _efficiency_chart(view: View) -> str:
         parts.append(f"<text x='{x(t):.1f}' y='{axis_y + 12}' font-size='10' text-anchor='middle'>{t:g}x</text>")
     parts.append("</svg>")
     key = "".join(
-        f"<span><span class='k' style='background:{OKABE_ITO[j % len(OKABE_ITO)]}'>&nbsp;</span>{esc(m)}</span>"
-        for j, m in enumerate(models)
+        f"<span><svg width='12' height='12'>{_marker(j, 6, 6, '')}</svg> {esc(m)}</span>" for j, m in enumerate(models)
     )
-    return "".join(parts) + f"<div class='legend'>{key}</div>"
+    caption = "Speed-up over the baseline (log scale; right of 1x is faster)"
+    return _figure(caption, "".join(parts) + f"<div class='legend'>{key}</div>")
 
 
 def _efficiency(view: View) -> str:
@@ -199,12 +220,15 @@ def _efficiency(view: View) -> str:
     rows = []
     for r in view.ranking:
         figs = view.efficiency.get(r.name, {})
-        cells = "".join(f"<td class='c'>{esc(figs.get(c, '–'))}</td>" for c, _ in view.challenges)
+        notes = view.efficiency_notes.get(r.name, {})
+        cells = "".join(
+            f"<td class='e' title='{esc(notes.get(c, ''))}'>{esc(figs.get(c, '–'))}</td>" for c, _ in view.challenges
+        )
         rows.append(f"<tr><th class='m'>{esc(r.name)}</th>{cells}</tr>")
     return (
         "<h2>Efficiency</h2><p class='meta'>Measured beside correctness, never part of the grade. "
         "⚑: flagged suspicious and re-checked.</p>"
-        f"<table class='matrix'>{head}{''.join(rows)}</table>"
+        f"<table class='matrix eff'>{head}{''.join(rows)}</table>"
     )
 
 
@@ -256,7 +280,8 @@ def to_html(data: dict[str, Any]) -> str:
 <h1>LLM challenge grades</h1>
 <p class="meta">{esc(view.run_line)}</p>
 <h2>Ranking</h2>
-<div class="charts">{_ranking(view)}{charts}</div>
+{_ranking(view)}
+<div class="charts">{charts}</div>
 <h2>Matrix</h2>
 {_matrix(view)}
 {_efficiency(view)}

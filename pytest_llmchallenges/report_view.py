@@ -16,7 +16,6 @@ from .challenges import CHALLENGE_NAMES, CHALLENGES
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies. Grade bands go green -> vermillion;
 # the non-graded states are also told apart by a word and an icon, never by shade alone.
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
 BAND_COLOURS = {
     "A": "#009E73",  # bluish green
     "B": "#56B4E9",  # sky blue
@@ -105,6 +104,7 @@ class View:
     failures: list[ModelFailures]
     grader_faults: list[FailureLine]
     efficiency: dict[str, dict[str, str]]  # model -> challenge -> short figure ("" when none)
+    efficiency_notes: dict[str, dict[str, str]]  # model -> challenge -> reason or figures (tooltip)
     speedups: dict[str, dict[str, float]]  # model -> challenge -> speed-up over the baseline (>1: faster)
     review: list[tuple[str, str]]  # (challenge, what no test judges): needs a person
 
@@ -156,6 +156,13 @@ def unanswered(tests: list[dict[str, Any]]) -> bool:
     """No folder: every test that this machine could run says "missing" (the others lack a capability)."""
     cats = [category(t) for t in tests]
     return "missing" in cats and all(c in ("missing", "capability") for c in cats)
+
+
+def is_perf(test: dict[str, Any]) -> bool:
+    """An efficiency measurement (suites/test_efficiency_<challenge>.py): its skips are the efficiency table's n/a,
+    with their reason, not lines among the failures."""
+    nodeid = str(test.get("nodeid") or "")
+    return "test_efficiency_" in nodeid.split("::", 1)[0] or str(test.get("test")) == "test_efficiency"
 
 
 def _is_grader(test: dict[str, Any]) -> bool:
@@ -238,7 +245,8 @@ def model_failures(sub: dict[str, Any]) -> ModelFailures:
             cat = str(t.get("category") or "failed")
             counts[cat] = counts.get(cat, 0) + 1
         failed += _collapse(cname, bad)
-        not_graded += _collapse(cname, [t for t in tests if t.get("outcome") == "skipped"])
+        skipped = [t for t in tests if t.get("outcome") == "skipped" and not is_perf(t)]
+        not_graded += _collapse(cname, skipped)
     if missing:  # one line for all of them: a missing challenge is not ten identical "no submission" lines
         not_graded.insert(0, FailureLine("", "missing", "no folder for these challenges", tuple(missing)))
     categories = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -321,6 +329,18 @@ def _efficiency(subs: list[dict[str, Any]]) -> tuple[dict[str, dict[str, str]], 
             if sp is not None:
                 speeds.setdefault(name, {})[str(challenge)] = sp
     return labels, speeds
+
+
+def efficiency_note(sub: dict[str, Any], challenge: str) -> str:
+    """Why a figure is missing ("reason"), or the figures behind a short label, for a tooltip."""
+    eff = sub.get("efficiency") if isinstance(sub.get("efficiency"), dict) else {}
+    figures = eff.get(challenge)
+    if not isinstance(figures, dict):
+        return ""
+    if figures.get("reason"):
+        return str(figures["reason"])
+    shown = [f"{k} {v}" for k, v in figures.items() if k not in ("summary", "label") and not isinstance(v, dict)]
+    return ", ".join(shown)
 
 
 def _fast_p(sub: dict[str, Any]) -> tuple[int, int]:
@@ -413,6 +433,9 @@ def build_view(data: dict[str, Any]) -> View:
         failures=[model_failures(s) for s in subs],
         grader_faults=faults,
         efficiency=labels,
+        efficiency_notes={
+            str(s.get("name")): {c: efficiency_note(s, c) for c, _ in challenges} for s in subs if s.get("efficiency")
+        },
         speedups=speeds,
         review=review,
     )
