@@ -331,9 +331,14 @@ def _efficiency(subs: list[dict[str, Any]]) -> tuple[dict[str, dict[str, str]], 
     return labels, speeds
 
 
+def _efficiency_of(sub: dict[str, Any]) -> dict[str, Any]:
+    eff = sub.get("efficiency")
+    return eff if isinstance(eff, dict) else {}
+
+
 def efficiency_note(sub: dict[str, Any], challenge: str) -> str:
     """Why a figure is missing ("reason"), or the figures behind a short label, for a tooltip."""
-    eff = sub.get("efficiency") if isinstance(sub.get("efficiency"), dict) else {}
+    eff = _efficiency_of(sub)
     figures = eff.get(challenge)
     if not isinstance(figures, dict):
         return ""
@@ -351,7 +356,7 @@ def _fast_p(sub: dict[str, Any]) -> tuple[int, int]:
         for c in sub.get("challenges") or []
         if c.get("status") in ("graded", "partial", None) and _int(c.get("failed")) == 0 and _int(c.get("passed"))
     }
-    eff = sub.get("efficiency") if isinstance(sub.get("efficiency"), dict) else {}
+    eff = _efficiency_of(sub)
     verdicts = {c: faster(f) for c, f in eff.items()}
     compared = [c for c, v in verdicts.items() if v is not None]
     return sum(1 for c in compared if verdicts[c] and c in correct), len(compared)
