@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .merge import category, test_key, verdict_word
+from .merge import test_key, verdict_word
+from .report_view import category, is_perf
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ def _verdicts(doc: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]
     for s in doc.get("submissions") or []:
         for c in s.get("challenges") or []:
             for t in c.get("tests") or []:
-                out[(str(s.get("name")), str(c.get("name")), test_key(t))] = t
+                if not is_perf(t):  # a measurement, not a verdict: its figures vary from run to run
+                    out[(str(s.get("name")), str(c.get("name")), test_key(t))] = t
     return out
 
 

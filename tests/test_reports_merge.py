@@ -165,3 +165,19 @@ def test_render_writes_markdown_and_html(pytester: pytest.Pytester) -> None:
     r = cli(pytester, "render", "mixed.json", "-o", "out/m.md", "-o", "out/m.html")
     assert r.ret == 0
     assert (pytester.path / "out/m.md").read_text().startswith("# LLM challenge grades")
+
+
+def test_diff_leaves_efficiency_measurements_out() -> None:
+    old = load("mixed")
+    perf = {
+        "test": "test_efficiency",
+        "nodeid": "pytest_llmchallenges/suites/test_efficiency_kv.py::test_efficiency[alpha]",
+        "outcome": "passed",
+        "category": "",
+        "message": "",
+        "run": None,
+    }
+    chal(old, "alpha", "kv")["tests"].append(perf)
+    new = copy.deepcopy(old)
+    chal(new, "alpha", "kv")["tests"][-1].update(outcome="skipped", message="efficiency not measured: slow")
+    assert diff(old, new) == []
