@@ -47,7 +47,7 @@ td.absent{color:#8c959f} .legend{display:flex;flex-wrap:wrap;gap:6px 14px;font-s
 .fail{margin:2px 0 8px;padding-left:20px;font-size:13px;list-style:none} .fail li{margin:2px 0}
 .fail ul{padding-left:18px;list-style:disc} .cat{font-weight:600}
 .count{display:inline-block;background:#1f2328;color:#fff;border-radius:9px;padding:0 6px;font-size:11px}
-td.e{font-size:12px;max-width:210px;text-align:center}
+td.e{font-size:12px;max-width:210px;text-align:center} .review{font-size:14px}
 figure{margin:8px 0} figcaption{font-size:13px;font-weight:600;margin-bottom:4px}
 .ng{color:#57606a} code{font-size:12px} .tests{color:#57606a;font-size:12px}
 """
@@ -183,7 +183,7 @@ def _efficiency_chart(view: View) -> str:
     def x(v: float) -> float:
         return left + width * (math.log10(v) - math.log10(lo)) / span
 
-    height = h * len(challenges) + 40
+    height = h * len(challenges) + 20
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{left + width + 30}' height='{height}' role='img'>"]
     parts.append("<title>speed-up over the baseline per challenge (log scale; right of 1x is faster)</title>")
     for i, c in enumerate(challenges):
@@ -286,7 +286,7 @@ def to_html(data: dict[str, Any]) -> str:
 {_failures(view)}
 <h2>Not graded: needs review</h2>
 <p class="meta">What the prompts ask for that no test can judge; read these parts of each submission yourself.</p>
-<ul>{review}</ul>
+<ul class="review">{review}</ul>
 <p class="meta">schema {esc(view.schema)}</p>
 </body></html>
 """
