@@ -3,7 +3,8 @@
 Why: a fixed limit per challenge (60 s for flash_attention) makes every call of an answer that never returns
 cost the full minute; a folder with a few such answers took many minutes to grade. The reference answers the
 same call in this run, on this machine, under the same load; LIMIT_FACTOR times that (at least MIN_LIMIT_S,
-never more than the challenge's own limit) is ample for any correct answer and cuts a hung one short.
+never more than the challenge's own limit) is ample for any correct answer and cuts a hung one short. Time
+spent importing the submission is not the call's: it may use what the challenge's own limit leaves.
 ``--llm-timeout`` still overrides everything, and a timeout message says what its limit was derived from.
 """
 
@@ -52,14 +53,14 @@ class CalibratedSandbox(Sandbox):
         if ref is None:
             return super().run(function, *args, timeout=timeout, **kwargs)
         limit = min(own, max(MIN_LIMIT_S, LIMIT_FACTOR * ref))
-        try:
-            return super().run(function, *args, timeout=limit, **kwargs)
+        try:  # importing the submission is not the call: it may use what the challenge's own limit leaves
+            return super().run(function, *args, timeout=limit, import_grace=own - limit, **kwargs)
         except GradingFailure as exc:
             if exc.category != "timeout" or limit >= own:
                 raise
             why = (
                 f" (limit {limit:.1f} s: {LIMIT_FACTOR:g}x the reference's {ref:.2f} s for this call in this run, "
-                f"at least {MIN_LIMIT_S:g} s; --llm-timeout overrides)"
+                f"at least {MIN_LIMIT_S:g} s, import time not counted; --llm-timeout overrides)"
             )
             raise GradingFailure(exc.category, exc.reason + why, exc.detail) from None
 

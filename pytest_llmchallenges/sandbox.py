@@ -128,12 +128,14 @@ class Sandbox:
         memory_limit: int | None = None,
         measure_memory: bool = False,
         peak_limit: int | None = None,
+        import_grace: float = 0.0,
         **kwargs: Any,
     ) -> CallResult:
         """Call ``function`` of the driver ("name", or "driver:name") with the given arguments.
 
         ``peak_limit`` (with ``measure_memory``): bytes the call may add to the child's RSS; the watchdog
         kills the child as soon as it is exceeded, so a call that materialises what it must not fails fast.
+        ``import_grace``: seconds spent importing the submission that do not count against ``timeout``.
         """
         key = str(self.challenge_dir.resolve())
         if key in _IMPORT_FAILURES:
@@ -158,7 +160,7 @@ class Sandbox:
         work = Path(tempfile.mkdtemp(prefix="llmc-"))
         try:
             limit = self.override_timeout or timeout or self.timeout
-            return self._run_in(work, request, limit, memory_limit or self.memory_limit, peak_limit)
+            return self._run_in(work, request, limit, memory_limit or self.memory_limit, peak_limit, import_grace)
         except GradingFailure as failure:
             if getattr(failure, "phase", "") == "import" and failure.category in ("timeout", "crash", "memory"):
                 _IMPORT_FAILURES[key] = failure
@@ -167,7 +169,7 @@ class Sandbox:
             shutil.rmtree(work, ignore_errors=True)
 
     def _run_in(
-        self, work: Path, request: dict, timeout: float, memory_limit: int, peak_limit: int | None
+        self, work: Path, request: dict, timeout: float, memory_limit: int, peak_limit: int | None, grace: float = 0.0
     ) -> CallResult:
         sub = work / "sub"
         shutil.copytree(self.challenge_dir, sub, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
@@ -181,7 +183,7 @@ class Sandbox:
         with contextlib.suppress(OSError):
             Path(f"/proc/{child.pid}/oom_score_adj").write_text("1000")
         try:
-            return self._supervise(child, output, request, timeout, memory_limit, peak_limit)
+            return self._supervise(child, output, request, timeout, memory_limit, peak_limit, grace)
         finally:
             processes.kill_tree(child.pid)
             for orphan in child.others():
@@ -200,8 +202,11 @@ class Sandbox:
         timeout: float,
         memory_limit: int,
         peak_limit: int | None,
+        grace: float = 0.0,
     ) -> CallResult:
         phase, confinement, baseline, measuring = "start", "", 0, False
+        imported = 0.0  # time spent importing the submission, up to ``grace``, extends the deadline
+        import_since: float | None = None
         r_res, w_req = proc.r_res, proc.w_req
         peak: int | None = None
         marks: list[dict[str, float]] = []
@@ -221,7 +226,8 @@ class Sandbox:
             return failure
 
         while True:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline + min(grace, imported + (now - import_since if import_since else 0.0)) - now
             if left <= 0:
                 where = "while importing the submission" if phase == "import" else "during the call"
                 raise fail("timeout", f"no result within the {timeout:g} s limit ({where}); process tree killed")
@@ -250,7 +256,10 @@ class Sandbox:
                         if event == "confined":
                             confinement = str(msg.get("status"))
                         elif event == "phase":
+                            if import_since:
+                                imported += time.monotonic() - import_since
                             phase = str(msg.get("phase"))
+                            import_since = time.monotonic() if phase == "import" else None
                         elif event == "ready":
                             processes.reset_peak_rss(proc.pid)
                             baseline = processes.status_field(proc.pid, "VmRSS") or 0
