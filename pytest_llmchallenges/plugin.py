@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from _pytest._code.code import ReprEntryNative, ReprExceptionInfo, ReprFileLocation, ReprTraceback
 
-from . import capabilities, entrypoints, fixtures, isolation, reports
+from . import capabilities, entrypoints, fixtures, hooks, isolation, registry, reports
 from .challenges import CHALLENGE_NAMES, CHALLENGES, DIFFICULTIES
 from .grading import GradingFailure
 from .sandboxed import llmc_scan
@@ -122,7 +122,18 @@ def _register_fixtures(config: pytest.Config) -> None:
         config.pluginmanager.register(fixtures, "llmchallenges-fixtures")
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+_REGISTRY = pytest.StashKey[registry.Registry]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    try:  # third-party challenges first: they are markers, suites and report columns like the built-in ones
+        config.stash[_REGISTRY] = registry.load(config.hook)
+    except registry.RegistryError as exc:
+        raise pytest.UsageError(str(exc)) from None
     for difficulty in DIFFICULTIES:
         names = ", ".join(c.name for c in CHALLENGES.values() if c.difficulty == difficulty)
         config.addinivalue_line("markers", f"{difficulty}: challenges of difficulty {difficulty} ({names})")
@@ -141,7 +152,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Grader(config, submissions), _GRADER)
     _register_fixtures(config)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
-        config.args = [str(SUITES_DIR)]
+        config.args = [str(SUITES_DIR), *map(str, registry.suite_paths())]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _REGISTRY in config.stash:  # a run's registrations end with it (pytester runs many in one process)
+        config.stash[_REGISTRY].clear()
 
 
 def _state(config: pytest.Config) -> Grader | None:
@@ -181,7 +197,8 @@ def parse_notes(submissions: list[Submission]) -> list[str]:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
-    if SUITES_DIR in file_path.parents:  # a suite collected by path, without a submission: it skips cleanly
+    # a suite collected by path, without a submission: it skips cleanly
+    if SUITES_DIR in file_path.parents or registry.is_suite(file_path):
         _register_fixtures(parent.config)
 
 
@@ -207,6 +224,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         item.add_marker(CHALLENGES[name].difficulty)
         item.add_marker(name)
+        for cap in CHALLENGES[name].needs:  # a registered challenge's capability needs
+            item.add_marker(cap)
         if has_timeout_plugin and item.get_closest_marker("timeout") is None:
             # a safety net over the per-call limits: no grading test can hang the session
             item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_CALLS * CHALLENGES[name].timeout))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import isolation, launcher, processes
+from . import isolation, launcher, processes, registry
 from .grading import GradingFailure
 from .sandboxed import llmc_entry, llmc_isolate, llmc_wire
 
@@ -322,6 +322,7 @@ class Sandbox:
                 env = _child_env(str(work / "home"), str(work / "tmp"))
                 plan = {"cgroups": cgroup.procs} if cgroup else None
                 cwd = work / "sub"
+            registry.open_driver(driver, request, plan)  # a third-party challenge's driver folder, only that
             return self._run_in(
                 cwd, env, plan, request, limit, memory_limit, peak_limit, cgroup, bound, skipped, import_grace
             )
