@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .challenges import BUILTIN, CHALLENGES, DIFFICULTIES, Challenge
-from .sandboxed.llmc_entry import DRIVER_PREFIX
+from .sandboxed.llmc_entry import DRIVER_PREFIX, FOLDERS
 from .sandboxed.llmc_isolate import EXTRA_DRIVER_IN
 
 ENTRY_POINT_GROUP = "pytest_llmchallenges.challenges"
@@ -77,6 +77,8 @@ class Registry:
             raise RegistryError(f"challenge {challenge.name!r} is registered twice, differently")
         if known is None:
             CHALLENGES[challenge.name] = challenge
+            if challenge.driver_dir is not None:  # its @entry functions are checked like the built-ins'
+                FOLDERS[challenge.name] = challenge.driver_dir
             self.added.append(challenge.name)
 
     def add_all(self, challenges: Iterable[Challenge]) -> None:
@@ -86,6 +88,7 @@ class Registry:
     def clear(self) -> None:
         for name in self.added:
             CHALLENGES.pop(name, None)
+            FOLDERS.pop(name, None)
         self.added.clear()
 
 

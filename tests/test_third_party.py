@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -90,12 +91,27 @@ def test_entry_point_gives_markers_and_collection(example: pytest.Pytester) -> N
 
 
 def test_scaffold_writes_the_registered_prompt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "modules", dict(sys.modules))  # the package imported here is forgotten after
     monkeypatch.syspath_prepend(str(SRC))
     monkeypatch.syspath_prepend(str(_entry_point_stub(tmp_path / "site")))
     lines = scaffold.scaffold("m", tmp_path / "out")
     assert (tmp_path / "out" / "m" / "softmax" / "PROMPT.md").read_text() == (PACKAGE / "prompt.md").read_text()
     assert " [+] softmax  (MEDIUM)" in lines
     assert "softmax" not in CHALLENGE_NAMES  # the scaffold's registration ends with it
+
+
+def test_a_suite_naming_a_driver_function_by_string_is_a_grader_fault(pytester: pytest.Pytester) -> None:
+    """The example's driver declares its entry points (@entry): its suite is checked at collection like a
+    built-in one, and a string in ``sandbox.run`` stops the run as the grader's fault (exit 3)."""
+    copy = pytester.path / "src" / "llmc_example_challenge"
+    shutil.copytree(PACKAGE, copy)
+    suite = copy / "suite" / "test_softmax.py"
+    suite.write_text(suite.read_text().replace("sandbox.run(softmax_of, x)", 'sandbox.run("softmax_of", x)', 1))
+    pytester.syspathinsert(copy.parent)
+    pytester.makeconftest(HOOK)
+    result = pytester.runpytest("--llm-submission", str(_models(pytester.path, [])), *ARGS)
+    assert result.ret == 3, result.stdout.str()
+    result.stdout.fnmatch_lines(["*grader fault: test_softmax.py:*declares its entry points*"])
 
 
 SNOOP = """
