@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmchallenges import registry, scaffold
+from pytest_llmchallenges import isolation, registry, scaffold
 from pytest_llmchallenges.challenges import CHALLENGE_NAMES, CHALLENGES
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llmc-example-challenge"
@@ -115,9 +115,12 @@ def test_a_suite_naming_a_driver_function_by_string_is_a_grader_fault(pytester: 
 
 
 SNOOP = """
+import subprocess
+
 import numpy as np
 
 SECRETS = {secrets!r}
+OUTSIDE_PYTHON = {outside!r}  # a program of its own: no audit hook, only what the kernel lets it see
 
 
 def _seen():
@@ -128,6 +131,8 @@ def _seen():
             seen.append(path)
         except OSError:
             pass
+        if OUTSIDE_PYTHON and subprocess.run(["cat", path], capture_output=True).stdout:
+            seen.append("cat " + path)
     try:
         import llmc_example_challenge.oracle  # noqa: F401
         seen.append("import")
@@ -151,7 +156,7 @@ def test_child_reads_the_driver_only(example: pytest.Pytester, isolation: str) -
     example.makeconftest(HOOK)
     secrets = [str(PACKAGE / "oracle.py"), str(PACKAGE / "suite" / "test_softmax.py"), str(PACKAGE / "prompt.md")]
     (example.path / "m" / "softmax").mkdir(parents=True)
-    (example.path / "m" / "softmax" / "softmax.py").write_text(SNOOP.format(secrets=secrets))
+    (example.path / "m" / "softmax" / "softmax.py").write_text(SNOOP.format(secrets=secrets, outside=False))
     result = example.runpytest("--llm-submission", "m", "--llm-isolation", isolation, "-k", "matches", *ARGS)
     result.assert_outcomes(passed=1, deselected=result.parseoutcomes()["deselected"])
 
@@ -193,3 +198,22 @@ def test_child_side_code_must_live_apart(tmp_path: Path) -> None:
     why = f"suite {inside.suite} lies inside the driver folder, which the child may read"
     assert registry.problems(inside) == [why]
     assert registry.problems(replace(inside, suite=tmp_path / "suite")) == []
+
+
+def test_a_package_beneath_a_readable_path_stays_hidden(pytester: pytest.Pytester, monkeypatch) -> None:
+    """An installed package lies beneath site-packages, which the child may read: its folder is covered in the
+    child's root (or refused by the audit hook), while its driver folder is bound apart and imported."""
+    if not isolation.probe().namespaces:
+        pytest.skip("needs user namespaces: the child's own root is what this checks")
+    site = pytester.path / "site"
+    copy = site / "llmc_example_challenge"
+    shutil.copytree(PACKAGE, copy)
+    readable = isolation._readable()
+    monkeypatch.setattr(isolation, "_readable", lambda: (*readable, str(site)))
+    pytester.syspathinsert(site)
+    pytester.makeconftest(HOOK)
+    secrets = [str(copy / "oracle.py"), str(copy / "suite" / "test_softmax.py"), str(copy / "prompt.md")]
+    (pytester.path / "m" / "softmax").mkdir(parents=True)
+    (pytester.path / "m" / "softmax" / "softmax.py").write_text(SNOOP.format(secrets=secrets, outside=True))
+    result = pytester.runpytest("--llm-submission", "m", "--llm-isolation", "strict", "-k", "matches", *ARGS)
+    result.assert_outcomes(passed=1, deselected=result.parseoutcomes()["deselected"])
