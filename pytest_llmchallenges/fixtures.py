@@ -9,12 +9,12 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from . import isolation, seeding
+from . import isolation, registry, seeding
 from .challenges import CHALLENGES
 from .limits import CalibratedSandbox
 from .sandbox import DEFAULT_MEMORY_LIMIT, Sandbox
 from .sandboxed import llmc_scan
-from .submissions import Submission, SubmissionPathError, reference_root
+from .submissions import Submission
 
 NOTE_KEY = "llm_note"
 
@@ -86,13 +86,9 @@ def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
     )
     if user_timeout or request.node.get_closest_marker("perf") is not None:  # perf: limits of its own
         return Sandbox(challenge, challenge_dir, CHALLENGES[challenge].timeout, **settings)
-    try:  # limits derived from the reference's time for the same call
-        reference: Path | None = reference_root() / challenge
-    except SubmissionPathError:
-        reference = None
-    return CalibratedSandbox(
+    return CalibratedSandbox(  # limits derived from the reference's time for the same call
         challenge, challenge_dir, CHALLENGES[challenge].timeout, test=request.node.originalname,
-        reference_dir=reference if reference is not None and reference.is_dir() else None, **settings,
+        reference_dir=registry.reference_dir(challenge), **settings,
     )  # fmt: skip
 
 

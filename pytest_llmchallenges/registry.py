@@ -18,6 +18,7 @@ from typing import Any
 from .challenges import BUILTIN, CHALLENGES, DIFFICULTIES, Challenge
 from .sandboxed.llmc_entry import DRIVER_PREFIX, FOLDERS
 from .sandboxed.llmc_isolate import EXTRA_DRIVER_IN
+from .submissions import SubmissionPathError, reference_root
 
 ENTRY_POINT_GROUP = "pytest_llmchallenges.challenges"
 CAPABILITIES = ("gpu", "nvcc", "mlx")
@@ -133,6 +134,20 @@ def suite_paths() -> list[Path]:
 
 def is_suite(path: Path) -> bool:
     return any(path == s or s in path.parents for s in suite_paths())
+
+
+def reference_dir(challenge: str) -> Path | None:
+    """The reference answer's folder for a challenge (its time calibrates the per-call limits, limits.py): a
+    registered challenge's own, else the packaged one; None where there is none."""
+    spec = CHALLENGES.get(challenge)
+    if spec is not None and not spec.builtin:
+        found = spec.reference / challenge if spec.reference is not None else None
+    else:
+        try:
+            found = reference_root() / challenge
+        except SubmissionPathError:
+            return None
+    return found if found is not None and found.is_dir() else None
 
 
 def open_driver(driver: str, request: dict, plan: dict | None) -> None:

@@ -8,6 +8,7 @@ from pytest_llmchallenges.challenges import Challenge
 from pytest_llmchallenges.registry import packaged
 
 HERE = Path(__file__).resolve().parent
+REFERENCE = HERE.parents[1] / "reference"  # in a checkout of the example (not part of an installed wheel)
 
 
 def challenge() -> Challenge:
@@ -19,4 +20,5 @@ def challenge() -> Challenge:
         "Numerically stable softmax over any axis (NumPy)",
         timeout=20.0,
         not_graded=("explanation of why subtracting the maximum changes nothing mathematically",),
+        reference=REFERENCE if REFERENCE.is_dir() else None,
     )
