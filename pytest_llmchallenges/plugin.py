@@ -290,6 +290,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         ("message", message),
         ("llm_outcome", outcome),
         ("llm_capability", capability),
+        ("llm_perf", item.get_closest_marker("perf") is not None),  # efficiency: never a correctness count
         ("llm_test", getattr(item, "originalname", item.name)),
         ("llm_path", str(sub.path)),
     ]
@@ -316,6 +317,7 @@ def _record(report: pytest.TestReport, props: dict[str, Any], **override: str) -
         message=str(fields["message"]),
         capability=str(props.get("llm_capability", "")),
         efficiency=efficiency,
+        perf=bool(props.get("llm_perf", False)),
     )
 
 

@@ -33,6 +33,7 @@ class TestRecord:
     message: str
     capability: str = ""  # the capability a "capability" skip lacks (capabilities.LABELS' keys)
     efficiency: dict[str, Any] = field(default_factory=dict)  # figures attached as "llm_efficiency"
+    perf: bool = False  # an efficiency measurement (marker perf): its figures are reported, never counted
 
 
 def _status(records: list[TestRecord], graded: int, caps: list[str]) -> str:
@@ -91,7 +92,8 @@ def _efficiency(records: list[TestRecord]) -> dict[str, dict[str, Any]]:
 
 def _submission_entry(sub: Submission, records: list[TestRecord], names: list[str], mode: str) -> dict[str, Any]:
     mine = [r for r in records if r.submission == sub.name]
-    challenges = [_challenge_entry(c, [r for r in mine if r.challenge == c], sub.missing_reason(c)) for c in names]
+    graded = [r for r in mine if not r.perf]  # efficiency tests stay out of every correctness count
+    challenges = [_challenge_entry(c, [r for r in graded if r.challenge == c], sub.missing_reason(c)) for c in names]
     overall = overall_score(
         [(c["difficulty"], counted(c["status"], c["score"] if c["graded"] else None, mode)) for c in challenges]
     )

@@ -332,15 +332,21 @@ def test_interrupted_run_is_labelled_incomplete(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(["incomplete: the run stopped early*"])
 
 
-def test_efficiency_figures_are_carried_into_the_report(pytester: pytest.Pytester) -> None:
+def test_efficiency_figures_are_carried_into_the_report_and_never_counted(pytester: pytest.Pytester) -> None:
     write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
     body = (
         "def test_a(sandbox, request):\n    request.node.user_properties.append(('llm_efficiency', {'x': 1}))\n\n"
-        "def test_b(sandbox, request):\n    request.node.user_properties.append(('llm_efficiency', {'y': 2.5}))\n"
+        "@pytest.mark.perf\ndef test_b(sandbox, request):\n"
+        "    request.node.user_properties.append(('llm_efficiency', {'y': 2.5}))\n\n"
+        "@pytest.mark.perf\ndef test_c(sandbox):\n"
+        "    pytest.skip('needs a CUDA GPU: no NVIDIA device on this machine')\n"
     )
     pytester.makepyfile(test_backwards=suite("backwards", body))
     grade(pytester, target="m")
-    assert by_name(load(pytester.path / "r.json"))["m"]["efficiency"] == {"backwards": {"x": 1, "y": 2.5}}
+    data = load(pytester.path / "r.json")
+    assert by_name(data)["m"]["efficiency"] == {"backwards": {"x": 1, "y": 2.5}}
+    entry = challenge(data, "m", "backwards")
+    assert (entry["status"], entry["total"], [t["test"] for t in entry["tests"]]) == ("graded", 1, ["test_a"])
 
 
 def test_an_answer_nothing_could_drive_shows_as_not_driven(pytester: pytest.Pytester) -> None:
