@@ -84,6 +84,7 @@ def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
         override_timeout=float(user_timeout) if user_timeout else None,
         confine=not CHALLENGES[challenge].cuda_runtime,
         isolation=isolation.mode(config),
+        note=lambda text: request.node.user_properties.append((NOTE_KEY, text)),
     )
 
 

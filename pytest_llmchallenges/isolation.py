@@ -24,6 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
+from . import seeding
 from .sandboxed import llmc_confine
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -114,17 +117,15 @@ def probe() -> Host:
     return _HOST[0]
 
 
-def mode(config: object) -> str:
+def mode(config: pytest.Config) -> str:
     """The run's --llm-isolation (ini ``llm_isolation``; default auto)."""
-    value = config.getoption("llm_isolation", None) or config.getini("llm_isolation")  # type: ignore[attr-defined]
+    value = config.getoption("llm_isolation", None) or config.getini("llm_isolation")
     return value if value in MODES else "auto"
 
 
-def run_entry(config: object) -> dict[str, object]:
+def run_entry(config: pytest.Config) -> dict[str, object]:
     """What the reports' run section records about isolation and inputs."""
-    from . import seeding
-
-    return {"seed": seeding.run_seed(config), "isolation": describe(mode(config))}  # type: ignore[arg-type]
+    return {"seed": seeding.run_seed(config), "isolation": describe(mode(config))}
 
 
 LOST = {
@@ -277,18 +278,16 @@ class CallCgroup:
         return out
 
     def kill(self) -> None:
-        """Kill everything in the cgroup (v2: cgroup.kill; v1: SIGKILL each member until none is left)."""
+        """Kill everything in the cgroup (v2: cgroup.kill; v1: SIGKILL each member, a few passes to catch what
+        was forked meanwhile). Not waited for: the processes leave the cgroup as the kernel reaps them, and
+        ``sweep`` removes it once empty."""
         if self.mode == "v2":
             with contextlib.suppress(OSError):
                 (self.mem / "cgroup.kill").write_text("1")
-        for _ in range(50):
-            members = self.members()
-            if not members:
-                return
-            for pid in members:
+        for _ in range(3):
+            for pid in self.members():
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.002)
 
     def remove(self) -> None:
         if self._peak_fd is not None:

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,7 +130,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, Ev
     FIFO.unlink(missing_ok=True)
     os.mkfifo(FIFO)  # git cannot hold one: made for the run, removed after it
     listeners = _Listeners()
-    bystander = subprocess.Popen(["sleep", "600", "llmc-bystander"])
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "llmc-bystander"])
     temp = tmp_path_factory.mktemp("grader-temp")  # the grading run's temp folder: what it leaves is a leftover
     watched = {"corpus": HOSTILE, "reference": REPO / "reference" / "backwards", "grader cwd": tmp}
     try:
@@ -138,6 +139,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, Ev
         before["grader cwd"] = tree_digest(tmp)
         pids_before = {int(p) for p in os.listdir("/proc") if p.isdigit()}
         seen_before = _proc_view(bystander.pid)
+        mounts_before = Path("/proc/self/mountinfo").read_text()
         os.environ["TMPDIR"] = str(temp)
         try:
             run = grade(
@@ -156,6 +158,8 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, Ev
         evidence = Evidence(changed, survivors, secret, listeners.received(), (seen_before, _proc_view(bystander.pid)))
         evidence.leftovers = [str(p) for p in temp.iterdir() if not p.name.startswith("pytest-of-")]
         evidence.leftovers += [str(m) for m in MARKERS if m.exists()]
+        if Path("/proc/self/mountinfo").read_text() != mounts_before:
+            evidence.leftovers.append("a mount appeared in the grader's mount namespace")
     finally:
         bystander.kill()
         bystander.wait()
@@ -166,12 +170,12 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, Ev
 
 def _proc_view(pid: int) -> str:
     stat = Path(f"/proc/{pid}/stat").read_text().split()
-    return Path(f"/proc/{pid}/limits").read_text() + f"state {stat[2]} nice {stat[18]}"
+    return Path(f"/proc/{pid}/limits").read_text() + f"stopped {stat[2] in 'Tt'} nice {stat[18]}"
 
 
 def _is_sleep_600(pid: str) -> bool:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\x00600\x00")
+        return Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x00600\x00"
     except OSError:
         return False
 
@@ -232,11 +236,12 @@ def test_listeners_received_nothing(corpus_run: tuple[GradingRun, Evidence]) -> 
 def test_an_unrelated_process_is_untouched(corpus_run: tuple[GradingRun, Evidence]) -> None:
     """Case 21: the limits, state and niceness of a process the run does not own are what they were."""
     _, seen = corpus_run
-    assert seen.bystander[0] == seen.bystander[1]
+    assert seen.bystander[0] == seen.bystander[1] and "stopped False" in seen.bystander[1], seen.bystander
 
 
 def test_no_state_or_temp_folder_is_left(corpus_run: tuple[GradingRun, Evidence]) -> None:
-    """Case 22 (markers in /tmp, /dev/shm, /dev) and every case: nothing left in the grader's temp folder."""
+    """Case 22 (markers in /tmp, /dev/shm, /dev) and every case: nothing left in the grader's temp folder, and
+    no mount in the grader's mount namespace."""
     _, seen = corpus_run
     assert not seen.leftovers, seen.leftovers
 

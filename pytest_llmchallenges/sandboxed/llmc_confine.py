@@ -109,6 +109,8 @@ def landlock(
             except OSError:
                 continue
             try:
+                if not os.path.isdir(folder):  # a file takes only the rights that apply to files
+                    allowed &= (1 << 0) | (1 << 1) | (1 << 2) | _TRUNCATE | (1 << 15)
                 rule = _PathBeneath(allowed, fd)
                 if libc.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1), ctypes.byref(rule), 0) < 0:
                     return f"unavailable (add_rule {folder} errno {ctypes.get_errno()})"

@@ -182,8 +182,10 @@ def _build_root(plan: dict, skipped: list[str]) -> None:
         f.write("sandbox:x:0:\n")
     os.mkdir(f"{root}{ROOT_IN}/home", 0o755)
     skipped += safe_copy(plan["source"], f"{root}{SUB_IN}")
-    # this pid namespace's own /proc, mounted while the host's is still visible (the kernel requires one)
-    _mount("proc", f"{root}/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    # this pid namespace's own /proc, mounted while the host's is still visible (the kernel requires one), and
+    # read-only: the call's root is the grader's user mapped, and as root /proc/sys would otherwise accept
+    # writes without any capability
+    _mount("proc", f"{root}/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC | _MS_RDONLY)
     os.chdir(root)
     if _PIVOT_ROOT is None:
         raise IsolationError(0, f"pivot_root: unknown syscall number on {platform.machine()}")
