@@ -403,3 +403,17 @@ def test_a_suite_naming_an_unknown_entry_is_a_grader_fault_at_collection(pyteste
     result.stdout.fnmatch_lines(
         ["GRADER FAULTS (1)*", "  test_backwards.py: grader fault: *gradiants*", "exit status 3*"]
     )
+
+
+def test_serial_and_parallel_reports_are_identical(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    files = {"bench/a/fuse/sol.py": GOOD, "bench/a/backwards/sol.py": BAD, "bench/b/backwards/PROMPT.md": "# p"}
+    write_submission(pytester.path, files)
+    pytester.makepyfile(test_fuse=suite("fuse", PARTIAL_SUITE), test_backwards=suite("backwards"))
+    args = ("--llm-submission", "bench", *ARGS, "test_fuse.py", "test_backwards.py")
+    pytester.runpytest_subprocess(*args, "-p", "no:xdist", "--llm-report", "serial.json")
+    pytester.runpytest_subprocess(*args, "-n", "2", "--llm-report", "parallel.json")
+    serial = load(pytester.path / "serial.json")
+    assert serial == load(pytester.path / "parallel.json")
+    assert [c["status"] for c in by_name(serial)["b"]["challenges"]] == ["missing", "missing"]
+    assert by_name(serial)["a"]["provisional"] and by_name(serial)["a"]["coverage"] == {"answered": 2, "total": 2}
