@@ -271,6 +271,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if name is None or sub is None:
         return report
     category, message, capability, detail = _classify(report, call)
+    if report.skipped and (missing := sub.missing_reason(name)):  # a capability skip of an unanswered challenge
+        category, message, capability = "missing", missing, ""
     if report.failed:
         report.longrepr = verdict_repr(f"[{category}] {message}", detail, item.location[:2])
     final = item.stash.get(_FINAL, ("passed", "", "", ""))

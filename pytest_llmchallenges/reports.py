@@ -51,7 +51,7 @@ def _challenge_entry(name: str, records: list[TestRecord], missing_reason: str |
     failed = sum(r.outcome == "failed" and r.category != "grader" for r in tests)  # a grader fault is ours
     skipped = sum(r.outcome == "skipped" for r in tests)
     caps = sorted({r.capability for r in tests if r.category == "capability" and r.capability})
-    status = _status(tests, passed + failed, caps) if tests or missing_reason is None else "missing"
+    status = "missing" if missing_reason else _status(tests, passed + failed, caps)  # the folder decides
     score = challenge_score(passed, failed) if status in ("graded", "partial") else None
     labels = ", ".join(LABELS.get(c, f"no {c}") for c in caps)
     return {

@@ -417,3 +417,14 @@ def test_serial_and_parallel_reports_are_identical(pytester: pytest.Pytester) ->
     assert serial == load(pytester.path / "parallel.json")
     assert [c["status"] for c in by_name(serial)["b"]["challenges"]] == ["missing", "missing"]
     assert by_name(serial)["a"]["provisional"] and by_name(serial)["a"]["coverage"] == {"answered": 2, "total": 2}
+
+
+def test_a_missing_challenge_with_capability_tests_is_missing_not_partial(pytester: pytest.Pytester) -> None:
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD, "m/fuse/PROMPT.md": "# p"})
+    body = "@pytest.mark.gpu\ndef test_gpu(sandbox):\n    pass\n\ndef test_cpu(sandbox):\n    pass\n"
+    pytester.makepyfile(test_fuse=suite("fuse", body))
+    grade(pytester, target="m")
+    data = load(pytester.path / "r.json")
+    fuse = challenge(data, "m", "fuse")
+    assert fuse["status"] == "missing" and {t["category"] for t in fuse["tests"]} == {"missing"}
+    assert not data["run"]["provisional"] and fuse["missing_capabilities"] == []
