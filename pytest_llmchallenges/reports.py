@@ -50,7 +50,9 @@ def _challenge_entry(name: str, records: list[TestRecord], missing_reason: str |
     passed = sum(r.outcome == "passed" for r in tests)
     failed = sum(r.outcome == "failed" and r.category != "grader" for r in tests)  # a grader fault is ours
     skipped = sum(r.outcome == "skipped" for r in tests)
-    caps = sorted({r.capability for r in tests if r.category == "capability" and r.capability})
+    caps = (
+        [] if missing_reason else sorted({r.capability for r in tests if r.category == "capability" and r.capability})
+    )
     status = "missing" if missing_reason else _status(tests, passed + failed, caps)  # the folder decides
     score = challenge_score(passed, failed) if status in ("graded", "partial") else None
     labels = ", ".join(LABELS.get(c, f"no {c}") for c in caps)
