@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .challenges import CHALLENGE_NAMES, CHALLENGES
-from .report_view import capability_label, category, unanswered
+from .report_view import capability_label, category, is_perf, unanswered
 from .scoring import NOT_SCORED, challenge_score, counted, letter, overall_score
 
 SCHEMA = "pytest-llmchallenges/report/2"
@@ -212,7 +212,7 @@ def rescore(doc: dict[str, Any]) -> dict[str, Any]:
         by_category: Counter[str] = Counter()
         sums = Counter[str]()
         for c in sub.get("challenges") or []:
-            tests = c.get("tests") or []
+            tests = [t for t in c.get("tests") or [] if not is_perf(t)]  # correctness only, as in reports.py
             real = [t for t in tests if category(t) != "grader"]
             passed = sum(t.get("outcome") == "passed" for t in real)
             failed = sum(t.get("outcome") == "failed" for t in real)

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import capabilities
 from .challenges import CHALLENGE_NAMES, CHALLENGES
+from .scoring import is_efficiency, is_unanswered
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies. Grade bands go green -> vermillion;
 # the non-graded states are also told apart by a word and an icon, never by shade alone.
@@ -154,15 +155,12 @@ def category(test: dict[str, Any]) -> str:
 
 def unanswered(tests: list[dict[str, Any]]) -> bool:
     """No folder: every test that this machine could run says "missing" (the others lack a capability)."""
-    cats = [category(t) for t in tests]
-    return "missing" in cats and all(c in ("missing", "capability") for c in cats)
+    return is_unanswered([category(t) for t in tests])
 
 
 def is_perf(test: dict[str, Any]) -> bool:
-    """An efficiency measurement (suites/test_efficiency_<challenge>.py): its skips are the efficiency table's n/a,
-    with their reason, not lines among the failures."""
-    nodeid = str(test.get("nodeid") or "")
-    return "test_efficiency_" in nodeid.split("::", 1)[0] or str(test.get("test")) == "test_efficiency"
+    """An efficiency measurement: its skips are the efficiency table's n/a, with their reason, not failures."""
+    return is_efficiency(str(test.get("nodeid") or "")) or str(test.get("test")) == "test_efficiency"
 
 
 def _is_grader(test: dict[str, Any]) -> bool:

@@ -14,7 +14,16 @@ from typing import Any
 
 from .capabilities import LABELS, NAMES
 from .challenges import CHALLENGE_NAMES, CHALLENGES
-from .scoring import NOT_SCORED, SCORE_MODES, challenge_score, counted, letter, overall_score
+from .scoring import (
+    NOT_SCORED,
+    SCORE_MODES,
+    challenge_score,
+    counted,
+    is_efficiency,
+    is_unanswered,
+    letter,
+    overall_score,
+)
 from .submissions import Submission
 
 SCHEMA = "pytest-llmchallenges/report/2"
@@ -37,7 +46,7 @@ class TestRecord:
 
 
 def _status(records: list[TestRecord], graded: int, caps: list[str]) -> str:
-    if records and all(r.category == "missing" for r in records):
+    if is_unanswered([r.category for r in records]):
         return "missing"
     if caps:
         return "partial"
@@ -46,7 +55,8 @@ def _status(records: list[TestRecord], graded: int, caps: list[str]) -> str:
 
 def _challenge_entry(name: str, records: list[TestRecord], missing_reason: str | None) -> dict[str, Any]:
     """One challenge of one submission. No records at all: missing when the folder says so, else n/a (not run)."""
-    tests = sorted(records, key=lambda r: r.nodeid)
+    everything = sorted(records, key=lambda r: r.nodeid)
+    tests = [r for r in everything if not is_efficiency(r.nodeid)]  # correctness only: efficiency is its own axis
     passed = sum(r.outcome == "passed" for r in tests)
     failed = sum(r.outcome == "failed" and r.category != "grader" for r in tests)  # a grader fault is ours
     skipped = sum(r.outcome == "skipped" for r in tests)
@@ -78,7 +88,7 @@ def _challenge_entry(name: str, records: list[TestRecord], missing_reason: str |
                 "message": r.message,
                 "run": None,
             }
-            for r in tests
+            for r in everything
         ],
     }
 
@@ -102,7 +112,7 @@ def _submission_entry(sub: Submission, records: list[TestRecord], names: list[st
     by_category: dict[str, int] = {}
     for c in challenges:
         for t in c["tests"]:
-            if t["category"]:
+            if t["category"] and not is_efficiency(t["nodeid"]):
                 by_category[t["category"]] = by_category.get(t["category"], 0) + 1
     return {
         "name": sub.name,
