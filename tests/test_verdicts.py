@@ -346,7 +346,9 @@ def test_efficiency_figures_are_carried_into_the_report_and_never_counted(pytest
     data = load(pytester.path / "r.json")
     assert by_name(data)["m"]["efficiency"] == {"backwards": {"x": 1, "y": 2.5}}
     entry = challenge(data, "m", "backwards")
-    assert (entry["status"], entry["total"], [t["test"] for t in entry["tests"]]) == ("graded", 1, ["test_a"])
+    assert (entry["status"], entry["total"], entry["passed"], entry["skipped"]) == ("graded", 1, 1, 0)
+    assert [t["test"] for t in entry["tests"]] == ["test_a", "test_b", "test_c"]  # listed, not counted
+    assert by_name(data)["m"]["counts"] == {"passed": 1, "failed": 0, "skipped": 0, "by_category": {}}
 
 
 def test_an_answer_nothing_could_drive_shows_as_not_driven(pytester: pytest.Pytester) -> None:
