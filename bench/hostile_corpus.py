@@ -66,7 +66,7 @@ def main() -> None:
         if not tests:
             continue
         cats = sorted({t["category"] for t in tests if t["outcome"] == "failed"}) or ["all passed"]
-        print(f"{sub['name']:28s} {sub['grade']:4s} {', '.join(cats)}")
+        print(f"{sub['name']:28s} {sub.get('overall_grade', '?'):4s} {', '.join(cats)}")
     print(
         f"corpus + reference (backwards suite, -n 2): {corpus:.1f} s; cases 10, 23 (flash_attention): {nxn:.1f} s; "
         f"total {corpus + nxn:.1f} s (goal < 180 s)"
