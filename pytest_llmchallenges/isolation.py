@@ -242,13 +242,19 @@ class CallCgroup:
         except (OSError, ValueError):
             return 0
 
-    def reset_peak(self) -> None:
-        """Start of a peak measurement: the peak becomes the current usage."""
-        if self.mode == "v1":
-            (self.mem / "memory.max_usage_in_bytes").write_text("0")
-        else:  # Linux >= 6.12: a write resets the peak seen through this file descriptor
-            self._peak_fd = os.open(self.mem / "memory.peak", os.O_RDWR)
-            os.write(self._peak_fd, b"reset\n")
+    def reset_peak(self) -> bool:
+        """Start of a peak measurement: the peak becomes the current usage. False where the kernel cannot
+        reset it (cgroup v2 before Linux 6.12): the caller then samples the usage instead."""
+        try:
+            if self.mode == "v1":
+                (self.mem / "memory.max_usage_in_bytes").write_text("0")
+            else:  # Linux >= 6.12: a write resets the peak seen through this file descriptor
+                if self._peak_fd is None:
+                    self._peak_fd = os.open(self.mem / "memory.peak", os.O_RDWR)
+                os.write(self._peak_fd, b"reset\n")
+        except OSError:
+            return False
+        return True
 
     def peak(self) -> int:
         try:

@@ -544,3 +544,12 @@ def test_kernel_settings_cannot_be_opened_for_writing(tmp_path: Path, confine: b
     read-only so that sysctls and the sysrq trigger stay shut even where Landlock is off."""
     knobs = ["/proc/sysrq-trigger", "/proc/sys/vm/swappiness", "/proc/sys/kernel/core_pattern", "/proc/1/oom_score_adj"]
     assert box(tmp_path, KERNEL_KNOBS, confine=confine).run("selfcheck:call_entry", knobs).value == []
+
+
+@needs_cgroup
+def test_without_a_resettable_peak_the_cgroup_usage_is_sampled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cgroup v2 before Linux 6.12 cannot reset memory.peak: the call's usage is sampled instead (a helper's
+    N x N held for half a second is still seen)."""
+    monkeypatch.setattr(isolation.CallCgroup, "reset_peak", lambda self: False)
+    r = box(tmp_path, HELPER, timeout=60).run("selfcheck:measured_entry", 4096, measure_memory=True)
+    assert r.peak_bytes is not None and r.peak_bytes > 120 << 20, r.peak_bytes
