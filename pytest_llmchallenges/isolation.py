@@ -214,9 +214,11 @@ class CallCgroup:
         if mode == "v1":
             self.mem = _own_cgroup("memory") / name  # type: ignore[operator]
             self.pids = _own_cgroup("pids") / name  # type: ignore[operator]
-            self.folders = [self.mem, self.pids]
+            cpu = _own_cgroup("cpuacct")
+            self.cpu = None if cpu is None else cpu / name
+            self.folders = [self.mem, self.pids] + ([self.cpu] if self.cpu else [])
         else:
-            self.mem = self.pids = _own_cgroup("") / name  # type: ignore[operator]
+            self.mem = self.pids = self.cpu = _own_cgroup("") / name  # type: ignore[operator]
             self.folders = [self.mem]
         for f in self.folders:
             f.mkdir()
@@ -265,6 +267,18 @@ class CallCgroup:
             return int((self.mem / "memory.peak").read_text())
         except (OSError, ValueError):
             return 0
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time of every process the call ran (user + system), from the kernel's accounting."""
+        try:
+            if self.cpu is None:
+                return None
+            if self.mode == "v1":
+                return int((self.cpu / "cpuacct.usage").read_text()) / 1e9
+            stat = dict(ln.split() for ln in (self.cpu / "cpu.stat").read_text().splitlines())
+            return int(stat["usage_usec"]) / 1e6
+        except (OSError, ValueError, KeyError):
+            return None
 
     def oom_killed(self) -> bool:
         try:

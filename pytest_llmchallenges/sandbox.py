@@ -60,6 +60,7 @@ class CallResult:
     attribution: str | None = None
     confinement: str = ""
     skipped: list[str] = field(default_factory=list)
+    cpu_seconds: float | None = None  # CPU time of the call's whole process tree (the cgroup's), start-up included
     # efficiency laps: per driver mark, the parent's clock on receipt and on release, VmRSS and VmHWM then
     marks: list[dict[str, float]] = field(default_factory=list)
 
@@ -475,6 +476,7 @@ class Sandbox:
                             result = self._finish(msg, output, peak, confinement, fail)
                             result.skipped = skipped
                             result.marks = marks
+                            result.cpu_seconds = meter.cgroup.cpu_seconds() if meter.cgroup else None
                             return result
             meter.sample()
             if meter.measuring and peak_limit is not None:

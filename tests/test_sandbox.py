@@ -553,3 +553,15 @@ def test_without_a_resettable_peak_the_cgroup_usage_is_sampled(tmp_path: Path, m
     monkeypatch.setattr(isolation.CallCgroup, "reset_peak", lambda self: False)
     r = box(tmp_path, HELPER, timeout=60).run("selfcheck:measured_entry", 4096, measure_memory=True)
     assert r.peak_bytes is not None and r.peak_bytes > 120 << 20, r.peak_bytes
+
+
+@needs_cgroup
+def test_cpu_time_covers_helper_processes(tmp_path: Path) -> None:
+    """CPU time comes from the call's cgroup: 0.3 s burnt in a helper process is counted."""
+    code = (
+        "import subprocess, sys\ndef entry(x):\n"
+        "    burn = 'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.3: pass'\n"
+        "    subprocess.run([sys.executable, '-c', burn], check=True)\n    return x\n"
+    )
+    r = box(tmp_path, code, timeout=60).run("selfcheck:call_entry", 1)
+    assert r.cpu_seconds is not None and r.cpu_seconds >= 0.3, r.cpu_seconds
