@@ -17,13 +17,13 @@ from typing import Any
 
 from .sandboxed import llmc_entry
 
-_CHECKED: dict[str, list[str]] = {}
+_CHECKED: dict[tuple[str, str], list[str]] = {}
 
 
 def suite_faults(module: ModuleType, challenge: str) -> list[str]:
     """One line per call of ``sandbox.run`` in ``module`` that does not name a declared entry point (for a
     suite whose driver has not opted in, only calls of drivers that have are checked)."""
-    key = module.__name__
+    key = (module.__name__, str(getattr(module, "__file__", "")))
     if key not in _CHECKED:
         _CHECKED[key] = list(_faults(module, challenge))
     return _CHECKED[key]

@@ -11,9 +11,10 @@ import pytest
 
 from . import isolation, seeding
 from .challenges import CHALLENGES
+from .limits import CalibratedSandbox
 from .sandbox import DEFAULT_MEMORY_LIMIT, Sandbox
 from .sandboxed import llmc_scan
-from .submissions import Submission
+from .submissions import Submission, SubmissionPathError, reference_root
 
 NOTE_KEY = "llm_note"
 
@@ -75,10 +76,7 @@ def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
     config = request.config
     user_timeout = number_option(config, "llm_timeout")
     user_memory = number_option(config, "llm_memory")
-    return Sandbox(
-        challenge,
-        challenge_dir,
-        CHALLENGES[challenge].timeout,
+    settings: dict = dict(
         memory_limit=int(float(user_memory) * 2**20) if user_memory else DEFAULT_MEMORY_LIMIT,
         seed=_stable_seed(request.node.originalname, config),
         override_timeout=float(user_timeout) if user_timeout else None,
@@ -86,6 +84,16 @@ def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
         isolation=isolation.mode(config),
         note=lambda text: request.node.user_properties.append((NOTE_KEY, text)),
     )
+    if user_timeout or request.node.get_closest_marker("perf") is not None:  # perf: limits of its own
+        return Sandbox(challenge, challenge_dir, CHALLENGES[challenge].timeout, **settings)
+    try:  # limits derived from the reference's time for the same call
+        reference: Path | None = reference_root() / challenge
+    except SubmissionPathError:
+        reference = None
+    return CalibratedSandbox(
+        challenge, challenge_dir, CHALLENGES[challenge].timeout, test=request.node.originalname,
+        reference_dir=reference if reference is not None and reference.is_dir() else None, **settings,
+    )  # fmt: skip
 
 
 @pytest.fixture

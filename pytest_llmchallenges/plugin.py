@@ -48,7 +48,7 @@ OPTIONS: list[tuple[str, dict[str, Any], str | None, str]] = [
     ("fast", {"action": "store_true", "default": None}, "bool", "skip tests marked slow"),
     ("seed", {"default": None, "metavar": "N|random"}, None,
      "seed of every test's inputs (default 0: fixed inputs; 'random' draws one); recorded in the reports"),
-    ("isolation", {"default": None, "choices": ("auto", "strict", "off")}, None,
+    ("isolation", {"default": None, "metavar": "auto|strict|off"}, None,
      "auto: isolate as far as the host allows; strict: refuse to grade without full isolation; off"),
 ]  # fmt: skip
 HELP = {name: text for name, _, _, text in OPTIONS}
@@ -82,10 +82,11 @@ def _check_options(config: pytest.Config) -> None:
         where, value = (f"--llm-{name}", cli) if cli is not None else (f"ini llm_{name}", ini)
         if value not in (None, "") and not _positive(value):
             raise pytest.UsageError(f"{where} {value!r}: must be a positive number")
-    cli, ini = config.getoption("llm_score"), config.getini("llm_score")
-    where, value = ("--llm-score", cli) if cli is not None else ("ini llm_score", ini)
-    if value not in ("", *SCORE_MODES):
-        raise pytest.UsageError(f"{where} {value!r}: must be one of {', '.join(SCORE_MODES)}")
+    for name, choices in (("score", SCORE_MODES), ("isolation", isolation.MODES)):
+        cli, ini = config.getoption(f"llm_{name}"), config.getini(f"llm_{name}")
+        where, value = (f"--llm-{name}", cli) if cli is not None else (f"ini llm_{name}", ini)
+        if value not in ("", *choices):
+            raise pytest.UsageError(f"{where} {value!r}: must be one of {', '.join(choices)}")
     where = "--llm-report" if config.getoption("llm_report") else "ini llm_report"
     for target in _report_targets(config):
         reason = reports.check_target(target)
@@ -327,7 +328,20 @@ class Grader:
         self.records: dict[str, reports.TestRecord] = {}
         self.seen: dict[str, dict[str, Any]] = {}  # a graded test's properties, from its first phase's report
         self.incomplete = False
+        self.interrupted = False
         self.write_errors: list[str] = []
+        self.collect_faults: list[dict[str, str]] = []  # suites that failed collection for the grader's fault
+        self.data: dict[str, Any] | None = None
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        text = str(report.longrepr) if report.failed else ""
+        line = next((ln.strip() for ln in text.splitlines() if "grader fault" in ln), "")
+        if line:
+            self.collect_faults.append({"nodeid": report.nodeid, "message": _one_line(line.removeprefix("E   "))})
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # pytest stops on collection errors with a KeyboardInterrupt of its own: not the user's
+        self.interrupted = not isinstance(excinfo.value, pytest.Session.Interrupted)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -362,45 +376,54 @@ class Grader:
 
     def run_info(self) -> dict[str, Any]:
         """What the run was: two runs on machines with different capabilities differ here."""
+        entry = isolation.run_entry(self.config)
         return {
             "capabilities": capabilities.present(),
-            **isolation.run_entry(self.config),  # the isolation line and the seed actually used ('random' drawn)
+            "isolation": str(entry["isolation"]).removeprefix("isolation: "),
+            "seed": entry["seed"],
             "incomplete": self.incomplete,
         }
 
     def report(self) -> dict | None:
         if hasattr(self.config, "workerinput") or not self.records:
             return None
-        return reports.build(self.submissions, list(self.records.values()), score_mode(self.config), self.run_info())
+        records = list(self.records.values())
+        return reports.build(self.submissions, records, score_mode(self.config), self.run_info(), self.collect_faults)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
             return
         self.incomplete = bool(session.shouldstop or session.shouldfail) or exitstatus == pytest.ExitCode.INTERRUPTED
-        self.data = self.report()
-        if self.data is None:
-            return
+        self.data = data = self.report()
         for target in _report_targets(self.config):
             try:
-                reports.write(self.data, target)
+                if data is not None:
+                    reports.write(data, target)
             except (OSError, ValueError) as exc:
                 self.write_errors.append(f"ERROR: --llm-report {target}: {exc}")
-        if self.data["grader_faults"] and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            session.exitstatus = GRADER_FAULT_EXIT
-        elif self.write_errors and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        faults = self.data["grader_faults"] if self.data is not None else self.collect_faults
+        usual = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        if faults and (session.exitstatus in usual or (self.collect_faults and not self.interrupted)):
+            session.exitstatus = GRADER_FAULT_EXIT  # a collection error of ours (exit 2 otherwise) is ours too
+        elif self.write_errors and session.exitstatus in usual:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        data = getattr(self, "data", None)
-        if data is None:
+        data = self.data
+        if data is None and not self.collect_faults:
             return
         terminalreporter.section("LLM challenge grades")
-        for line in reports.terminal_lines(data, parse_notes(self.submissions)):
+        if data is not None:
+            lines = reports.terminal_lines(data, parse_notes(self.submissions))
+        else:
+            lines = ["nothing graded", *reports.fault_lines(self.collect_faults)]
+        for line in lines:
             terminalreporter.write_line(line, red=line.startswith("GRADER"))
-        if data["grader_faults"]:
+        faults = data["grader_faults"] if data is not None else self.collect_faults
+        if faults:
             terminalreporter.write_line(
-                f"exit status {GRADER_FAULT_EXIT}: the grader failed on {len(data['grader_faults'])} test(s); "
+                f"exit status {GRADER_FAULT_EXIT}: the grader failed on {len(faults)} test(s) or suite(s); "
                 "these were not charged to any model",
                 red=True,
             )

@@ -264,6 +264,7 @@ class Sandbox:
         measure_memory: bool = False,
         peak_limit: int | None = None,
         result_bound: int | None = None,
+        import_grace: float = 0.0,
         **kwargs: Any,
     ) -> CallResult:
         """Call a driver function with the given arguments: an ``@entry`` function of a driver, or the name
@@ -273,6 +274,7 @@ class Sandbox:
         tree; the watchdog kills the tree as soon as it is exceeded, so a call that materialises what it must
         not fails fast. ``result_bound``: the largest result frame accepted (default: 64 MiB or four times
         the arrays passed in, whichever is larger).
+        ``import_grace``: seconds spent importing the submission that do not count against ``timeout``.
         """
         driver, function = llmc_entry.request(function, self.challenge)  # ValueError: the grader's fault
         key = str(self.challenge_dir.resolve())
@@ -327,7 +329,9 @@ class Sandbox:
                 env = _child_env(str(work / "home"), str(work / "tmp"))
                 plan = {"cgroups": cgroup.procs} if cgroup else None
                 cwd = work / "sub"
-            return self._run_in(cwd, env, plan, request, limit, memory_limit, peak_limit, cgroup, bound, skipped)
+            return self._run_in(
+                cwd, env, plan, request, limit, memory_limit, peak_limit, cgroup, bound, skipped, import_grace
+            )
         except GradingFailure as failure:
             if getattr(failure, "phase", "") == "import" and failure.category in ("timeout", "crash", "memory"):
                 _IMPORT_FAILURES[key] = failure
@@ -350,6 +354,7 @@ class Sandbox:
         cgroup: isolation.CallCgroup | None,
         bound: int,
         skipped: list[str],
+        grace: float = 0.0,
     ) -> CallResult:
         starter = launcher.launcher(env)
         child = starter.launch(cwd, env, plan)
@@ -358,7 +363,7 @@ class Sandbox:
             Path(f"/proc/{child.pid}/oom_score_adj").write_text("1000")
         watch = _Meter(child.pid, cgroup, isolated=bool(plan and "mountpoint" in plan))
         try:
-            result = self._supervise(child, output, request, timeout, memory_limit, peak_limit, watch, bound)
+            result = self._supervise(child, output, request, timeout, memory_limit, peak_limit, watch, bound, grace)
             result.skipped = sorted(set(skipped) | set(result.skipped))
             self._skipped(result.skipped)
             return result
@@ -384,9 +389,12 @@ class Sandbox:
         peak_limit: int | None,
         meter: _Meter,
         bound: int,
+        grace: float = 0.0,
     ) -> CallResult:
         phase, confinement, skipped, peak = "start", "", [], None
         seen: set[str] = set()  # each protocol event counts once: a child that repeats one moves nothing
+        imported = 0.0  # time spent importing the submission, up to ``grace``, extends the deadline
+        import_since: float | None = None
         r_res, w_req = proc.r_res, proc.w_req
         marks: list[dict[str, float]] = []
         with contextlib.suppress(BrokenPipeError):  # a child that died at start-up is judged below
@@ -407,7 +415,8 @@ class Sandbox:
             return failure
 
         while True:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline + min(grace, imported + (now - import_since if import_since else 0.0)) - now
             if left <= 0:
                 where = "while importing the submission" if phase == "import" else "during the call"
                 raise fail("timeout", f"no result within the {timeout:g} s limit ({where}); process tree killed")
@@ -455,7 +464,10 @@ class Sandbox:
                             skipped = [str(x) for x in msg.get("skipped", [])][:100]
                             self._skipped(skipped)
                         elif event == "phase":
+                            if import_since:
+                                imported += time.monotonic() - import_since
                             phase = str(msg.get("phase"))
+                            import_since = time.monotonic() if phase == "import" else None
                         elif event == "ready" and first:
                             if request["measure_memory"]:
                                 meter.start()
@@ -502,6 +514,8 @@ class Sandbox:
             category = str(msg.get("category", "error"))
             if category not in ("error", "crash", "timeout", "memory", "interface", "compile", "grader"):
                 category = "error"
+            if category == "interface" and msg.get("not_driven") is True:
+                category = "not_driven"  # no attempt could drive the answer (the probe rule, llmc_probe)
             raise fail(category, str(msg.get("message", ""))[:4000], str(msg.get("detail", ""))[:4000])
         return CallResult(
             value=msg.get("value"),

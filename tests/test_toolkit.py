@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 
 from pytest_llmchallenges import entrypoints
@@ -18,6 +19,7 @@ from pytest_llmchallenges.sandboxed import llmc_drive_backwards, llmc_entry
 from pytest_llmchallenges.sandboxed.llmc_api import InterfaceError, Role, Submission, SubmissionError, bind_by_name
 from pytest_llmchallenges.sandboxed.llmc_bind import BindError, bind
 from pytest_llmchallenges.sandboxed.llmc_probe import Attempt, first_working, guess
+from tests.test_verdicts import load
 
 ROLES = {
     "fwd": Role(prescribed=["layer_norm_forward"], patterns=[r"forward"], description="forward(x, gamma)"),
@@ -78,6 +80,18 @@ def test_bind_fills_unknown_required_names_by_the_prompts_order_and_says_so() ->
     b = bind(fn, {"x": 1, "gamma": 2, "eps": 3}, PATTERNS, ["x", "gamma", "eps"])
     assert (b.args, b.by_position) == ((1, 2, 3), ("a", "b"))
     assert bind_by_name(fn, {"x": 1, "gamma": 2, "eps": 3}, PATTERNS, ["x", "gamma", "eps"]) == ((1, 2, 3), {})
+
+
+def test_bind_positional_only_and_keyword_only_parameters() -> None:
+    def fn(data, /, weight, *, eps, extra=None):  # type: ignore[no-untyped-def]
+        return data, weight, eps
+
+    b = bind(fn, {"x": 1, "gamma": 2, "eps": 3}, PATTERNS, ["x", "gamma", "eps"])
+    assert (b.args, b.kwargs, b.by_position) == ((1, 2), {"eps": 3}, ("data",))
+
+
+def test_bind_a_callable_without_a_signature_gets_no_arguments() -> None:
+    assert bind(print, {"x": 1}, PATTERNS, ["x"]).args == ()
 
 
 def test_bind_reusable_and_taken_values() -> None:
@@ -189,7 +203,7 @@ def test_positional_binding_of_a_documented_candidate_is_its_documented_signatur
 
 def test_no_candidate_at_all_lists_the_definitions_and_the_fix(tmp_path: Path) -> None:
     sub = make_sub(tmp_path, {"a.py": "def unrelated():\n    pass\n"})
-    with pytest.raises(InterfaceError, match=r"definitions found: a.py:unrelated\(\).*fix: add to llmchallenge"):
+    with pytest.raises(InterfaceError, match=r"fix: add to llmchallenge.*definitions found: a.py:unrelated\(\)"):
         sub.drive("fwd", lambda c: c.load(), lambda f: f())
 
 
@@ -212,7 +226,6 @@ def _suite(tmp_path: Path, body: str) -> ModuleType:
     module = ModuleType("suite_under_check")
     module.__file__ = str(path)
     exec(compile(path.read_text(), str(path), "exec"), vars(module))
-    entrypoints._CHECKED.pop(module.__name__, None)
     return module
 
 
@@ -250,3 +263,73 @@ def test_a_misnamed_entry_fails_collection_as_a_grader_fault(pytester: pytest.Py
     result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*grader fault: test_suite.py:*driver.gradiants is not defined in the suite*"])
+
+
+# --- the rule through a driver ---------------------------------------------------------------------------------
+def _layernorm_case() -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    return {"x": rng.standard_normal((2, 3, 4)), "gamma": np.ones(4), "beta": np.zeros(4), "eps": 1e-5, "dy": None}
+
+
+def _drive_backwards(tmp_path: Path, code: str) -> Any:
+    (tmp_path / "ln.py").write_text(textwrap.dedent(code))
+    sub = Submission(tmp_path, llmc_drive_backwards.ROLES)
+    case = _layernorm_case()
+    case["dy"] = np.ones_like(case["x"])
+    return llmc_drive_backwards.gradients(sub, [case])
+
+
+def test_backwards_driver_charges_the_declared_functions_error(tmp_path: Path) -> None:
+    with pytest.raises(SubmissionError, match="ZeroDivisionError") as info:
+        _drive_backwards(
+            tmp_path,
+            """
+            def layer_norm_forward(x, gamma, beta, eps):
+                return 1 / 0
+
+            def layer_norm_backward(dy, cache):
+                return dy, dy, dy
+            """,
+        )
+    assert 'File "ln.py"' in info.value.detail
+
+
+def test_backwards_driver_does_not_charge_a_guessed_convention(tmp_path: Path) -> None:
+    with pytest.raises(InterfaceError) as info:
+        _drive_backwards(
+            tmp_path,
+            """
+            def layernorm_fwd_v2(p, q, r, s):
+                return 1 / 0
+
+            def layernorm_bwd_v2(p, q):
+                return p, p, p
+            """,
+        )
+    assert info.value.not_driven
+    assert "a failed probe: parameters p, q, r, s bound by position" in str(info.value)
+
+
+def test_an_answer_only_guesses_reach_is_graded_not_driven(pytester: pytest.Pytester) -> None:
+    """End to end: the child's probe rule outcome becomes the report's "not_driven" category, not `error`."""
+    (pytester.path / "m" / "backwards").mkdir(parents=True)
+    (pytester.path / "m" / "backwards" / "ln.py").write_text(
+        "def layernorm_fwd_v2(p, q, r, s):\n    return 1 / 0\n\ndef layernorm_bwd_v2(p, q):\n    return p, p, p\n"
+    )
+    pytester.makepyfile(
+        test_suite="""
+        import numpy as np
+        from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver
+        CHALLENGE = "backwards"
+
+        def test_x(sandbox):
+            x = np.ones((2, 3, 4))
+            sandbox.run(driver.gradients, [{"x": x, "gamma": np.ones(4), "beta": np.zeros(4), "eps": 1e-5, "dy": x}])
+        """
+    )
+    args = ["--llm-submission", "m", "test_suite.py", "-p", "no:cacheprovider", "--llm-report", "r.json"]
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=1)
+    test = load(pytester.path / "r.json")["submissions"][0]["challenges"][0]["tests"][0]
+    assert test["category"] == "not_driven", test
+    assert "a failed probe" in test["message"] and "llmchallenge.toml" in test["message"]

@@ -162,6 +162,7 @@ def test_partial_grading_is_marked_and_provisional(pytester: pytest.Pytester) ->
     assert sub["provisional"] and data["run"]["provisional"]
     assert data["run"]["missing_capabilities"] == ["cuda_gpu"]
     assert set(data["run"]["capabilities"]) >= {"cuda_gpu", "nvcc", "mlx"}
+    assert data["run"]["seed"] == 0 and not data["run"]["isolation"].startswith("isolation:")
     out = result.stdout.str()
     assert re.search(r"^1\s+m\s+1\.000\s+A\*\s+2/2\s+1/1 A\s+1/1 A\*$", out, re.M), out
     result.stdout.fnmatch_lines(
@@ -231,6 +232,8 @@ def test_exception_in_the_submissions_files_is_its_error(pytester: pytest.Pytest
         ([], "llm_timeout = abc", "ini llm_timeout 'abc': must be a positive number"),
         ([], "llm_score = best", "ini llm_score 'best': must be one of all, answered"),
         (["--llm-score", "best"], "", "--llm-score 'best': must be one of all, answered"),
+        (["--llm-isolation", "max"], "", "--llm-isolation 'max': must be one of auto, strict, off"),
+        ([], "llm_isolation = max", "ini llm_isolation 'max': must be one of auto, strict, off"),
         (["--llm-report", "x.txt"], "", "--llm-report x.txt: unknown report format"),
         (["--llm-report", "nowhere/r.json"], "", "--llm-report nowhere/r.json: no such folder nowhere"),
         ([], "llm_report = nowhere/r.md", "no such folder"),
@@ -364,3 +367,33 @@ def test_the_safety_timeout_is_a_timeout_not_a_wrong_answer(pytester: pytest.Pyt
     test = challenge(load(pytester.path / "r.json"), "m", "backwards")["tests"][0]
     assert test["category"] == "timeout" and "safety limit" in test["message"]
     result.stdout.fnmatch_lines(["FAILED *test_slow?m? - [[]timeout] the test ran past*"])
+
+
+def test_a_report_that_cannot_be_written_keeps_the_table(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_llmchallenges import reports
+
+    def refuse(data: dict[str, Any], path: Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(reports, "write", refuse)
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
+    pytester.makepyfile(test_backwards=suite("backwards"))
+    result = grade(pytester, target="m")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*LLM challenge grades*", "1 *m *1.000*", "*ERROR: --llm-report r.json: disk full"])
+
+
+def test_a_suite_naming_an_unknown_entry_is_a_grader_fault_at_collection(pytester: pytest.Pytester) -> None:
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
+    body = (
+        "from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver\n\n"
+        "def test_x(sandbox):\n    sandbox.run(driver.gradiants, [])\n"
+    )
+    pytester.makepyfile(test_backwards=suite("backwards", body))
+    result = grade(pytester, target="m")
+    assert result.ret == 3
+    result.stdout.fnmatch_lines(
+        ["GRADER FAULTS (1)*", "  test_backwards.py: grader fault: *gradiants*", "exit status 3*"]
+    )

@@ -193,9 +193,14 @@ class Submission:
         raise self.interface_error(role_name, tried=problems)
 
     def interface_error(self, role_name: str, tried: list[str] | None = None, hint: str = "") -> InterfaceError:
+        """What could not be driven: the fix (the manifest line) first, so that a one-line report keeps it,
+        then the hint, then what was tried (or, when nothing was, what the folder defines)."""
         role = self.roles[role_name]
         what = role.description or " / ".join(role.prescribed) or role_name
         parts = [f"no usable {what} (role '{role_name}')"]
+        parts.append(f'fix: add to llmchallenge.toml: [roles] {role_name} = "file.py:name"')
+        if hint:
+            parts.append(hint)
         if tried:
             parts.append("tried " + "; ".join(tried))
         else:
@@ -205,9 +210,6 @@ class Submission:
             parts.append(
                 "files that do not parse: " + ", ".join(f"{f} ({e})" for f, e in self.scan.parse_errors.items())
             )
-        if hint:
-            parts.append(hint)
-        parts.append(f'fix: add to llmchallenge.toml: [roles] {role_name} = "file.py:name"')
         return InterfaceError("; ".join(parts))
 
     # -- loading and calling -------------------------------------------------------------------------------

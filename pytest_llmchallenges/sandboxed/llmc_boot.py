@@ -154,8 +154,9 @@ def serve(fd_in: int, fd_out: int, isolated: bool = False, skipped: list[str] | 
         seconds = time.perf_counter() - start
         sub.ready()  # a driver that never declared readiness still gets measured
         result = {"event": "result", "ok": True, "value": value, "seconds": seconds}
-    except llmc_api.InterfaceError as exc:
+    except llmc_api.InterfaceError as exc:  # not_driven: no attempt could drive the answer (llmc_probe)
         result = {"event": "result", "ok": False, "category": "interface", "message": str(exc)}
+        result["not_driven"] = exc.not_driven
     except llmc_api.SubmissionError as exc:
         result = {"event": "result", "ok": False, "category": exc.category, "message": str(exc), "detail": exc.detail}
     except llmc_api.SubmissionExit as exc:

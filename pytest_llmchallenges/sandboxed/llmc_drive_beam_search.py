@@ -120,8 +120,14 @@ def owned(sub: Submission, obj: Any) -> bool:
     return isinstance(f, str) and sub.root in Path(f).resolve().parents
 
 
-def find_search(sub: Submission, cand: Candidate) -> tuple[Any, Any]:
-    """(callable to construct or call, search method name or None) for one 'search' candidate."""
+def find_search(sub: Submission, cand: Candidate | None = None) -> tuple[Any, Any]:
+    """(callable to construct or call, search method name or None) for one 'search' candidate (the best
+    ranked one when none is given)."""
+    if cand is None:
+        found = sub.candidates("search")
+        if not found:
+            raise sub.interface_error("search")
+        cand = found[0]
     obj = cand.load()
     if "." in cand.name and not inspect.isclass(obj):
         owner = sub.load(cand.file, cand.name.rsplit(".", 1)[0])
@@ -498,10 +504,8 @@ def searches(sub: Submission, jobs: list[dict[str, Any]]) -> list[dict[str, Any]
     """Several searches in one child (one sandbox start each saves): the submission's model is replaced once,
     then every job puts its own grader's model behind the replacement."""
     add_folder_to_path(sub)
+    top_owner, _ = find_search(sub)
     found = sub.candidates("search")
-    if not found:
-        raise sub.interface_error("search")
-    top_owner, _ = find_search(sub, found[0])
     first = [[int(t) for t in p] for p in jobs[0]["prompts"]]
     view = ModelView(make_model(jobs[0]["model"], first), first)
     inst = install(sub, view, top_owner)
