@@ -113,6 +113,8 @@ def probe() -> Host:
         mode, cg = _cgroup_mode()
         if cg:
             why["cgroup"] = cg
+        else:
+            _remove_orphans()
         _HOST.append(Host(not ns, abi, mode, why))
     return _HOST[0]
 
@@ -327,6 +329,17 @@ def sweep() -> None:
             _STALE.remove(folder)
         except OSError:
             pass
+
+
+def _remove_orphans() -> None:
+    """Empty call cgroups left by a grading process that was killed before it could remove them."""
+    for controller in ("memory", "pids", "cpuacct", ""):
+        parent = _own_cgroup(controller)
+        for folder in parent.glob("llmc-*-*") if parent else []:
+            pid = folder.name.split("-")[1]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 @atexit.register

@@ -565,3 +565,15 @@ def test_cpu_time_covers_helper_processes(tmp_path: Path) -> None:
     )
     r = box(tmp_path, code, timeout=60).run("selfcheck:call_entry", 1)
     assert r.cpu_seconds is not None and r.cpu_seconds >= 0.3, r.cpu_seconds
+
+
+@needs_cgroup
+def test_cgroups_of_a_killed_grader_are_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grading process killed hard leaves its empty call cgroups; the next one removes them at its probe."""
+    folder = isolation._own_cgroup("pids")
+    assert folder is not None
+    orphan = folder / "llmc-999999999-0"  # no such process
+    orphan.mkdir()
+    monkeypatch.setattr(isolation, "_HOST", [])
+    isolation.probe()
+    assert not orphan.exists()
