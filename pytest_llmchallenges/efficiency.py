@@ -57,7 +57,8 @@ class Arm:
     """One timed thing: a driver function called as ``fn(seeds, *args, **kwargs)``, one lap per seed.
 
     ``check(seed, output)`` raises AssertionError when the output of the timed repetition for ``seed`` is
-    wrong. ``trusted`` arms (the grader's own baselines) fail as grader errors, not as "not measured"."""
+    wrong. ``trusted`` arms are the grader's own baselines: never checked, never limited by the submission's
+    limits; one that cannot run makes the figure "not measured" with the reason."""
 
     name: str
     function: str
