@@ -84,7 +84,10 @@ def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
         isolation=isolation.mode(config),
         note=lambda text: request.node.user_properties.append((NOTE_KEY, text)),
     )
-    if user_timeout or request.node.get_closest_marker("perf") is not None:  # perf: limits of its own
+    if request.node.get_closest_marker("perf") is not None:  # limits of its own, derived from its baselines
+        settings["override_timeout"] = None
+        return Sandbox(challenge, challenge_dir, CHALLENGES[challenge].timeout, **settings)
+    if user_timeout:
         return Sandbox(challenge, challenge_dir, CHALLENGES[challenge].timeout, **settings)
     return CalibratedSandbox(  # limits derived from the reference's time for the same call
         challenge, challenge_dir, CHALLENGES[challenge].timeout, test=request.node.originalname,

@@ -290,6 +290,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if name is None or sub is None:
         return report
     category, message, capability, detail = _classify(report, call)
+    if report.skipped and (missing := sub.missing_reason(name)):  # a capability skip of an unanswered challenge
+        category, message, capability = "missing", missing, ""
     if report.failed:
         report.longrepr = verdict_repr(f"[{category}] {message}", detail, item.location[:2])
     final = item.stash.get(_FINAL, ("passed", "", "", ""))
@@ -309,6 +311,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         ("message", message),
         ("llm_outcome", outcome),
         ("llm_capability", capability),
+        ("llm_perf", item.get_closest_marker("perf") is not None),  # efficiency: never a correctness count
         ("llm_test", getattr(item, "originalname", item.name)),
         ("llm_path", str(sub.path)),
     ]
@@ -335,6 +338,7 @@ def _record(report: pytest.TestReport, props: dict[str, Any], **override: str) -
         message=str(fields["message"]),
         capability=str(props.get("llm_capability", "")),
         efficiency=efficiency,
+        perf=bool(props.get("llm_perf", False)),
     )
 
 

@@ -42,6 +42,12 @@ class TestRecord:
     message: str
     capability: str = ""  # the capability a "capability" skip lacks (capabilities.LABELS' keys)
     efficiency: dict[str, Any] = field(default_factory=dict)  # figures attached as "llm_efficiency"
+    perf: bool = False  # an efficiency measurement (marker perf): its figures are reported, never counted
+
+
+def _perf(record: TestRecord) -> bool:
+    """An efficiency measurement (marker ``perf``, or an efficiency suite): listed, never counted."""
+    return record.perf or is_efficiency(record.nodeid)
 
 
 def _status(records: list[TestRecord], graded: int, caps: list[str]) -> str:
@@ -55,12 +61,14 @@ def _status(records: list[TestRecord], graded: int, caps: list[str]) -> str:
 def _challenge_entry(name: str, records: list[TestRecord], missing_reason: str | None) -> dict[str, Any]:
     """One challenge of one submission. No records at all: missing when the folder says so, else n/a (not run)."""
     everything = sorted(records, key=lambda r: r.nodeid)
-    tests = [r for r in everything if not is_efficiency(r.nodeid)]  # correctness only: efficiency is its own axis
+    tests = [r for r in everything if not _perf(r)]  # correctness only: efficiency is its own axis
     passed = sum(r.outcome == "passed" for r in tests)
     failed = sum(r.outcome == "failed" and r.category != "grader" for r in tests)  # a grader fault is ours
     skipped = sum(r.outcome == "skipped" for r in tests)
-    caps = sorted({r.capability for r in tests if r.category == "capability" and r.capability})
-    status = _status(tests, passed + failed, caps) if tests or missing_reason is None else "missing"
+    caps = (
+        [] if missing_reason else sorted({r.capability for r in tests if r.category == "capability" and r.capability})
+    )
+    status = "missing" if missing_reason else _status(tests, passed + failed, caps)  # the folder decides
     score = challenge_score(passed, failed) if status in ("graded", "partial") else None
     labels = ", ".join(LABELS.get(c, f"no {c}") for c in caps)
     return {
@@ -102,13 +110,14 @@ def _efficiency(records: list[TestRecord]) -> dict[str, dict[str, Any]]:
 def _submission_entry(sub: Submission, records: list[TestRecord], names: list[str], mode: str) -> dict[str, Any]:
     mine = [r for r in records if r.submission == sub.name]
     challenges = [_challenge_entry(c, [r for r in mine if r.challenge == c], sub.missing_reason(c)) for c in names]
+    perf = {r.nodeid for r in mine if _perf(r)}
     overall = overall_score(
         [(c["difficulty"], counted(c["status"], c["score"] if c["graded"] else None, mode)) for c in challenges]
     )
     by_category: dict[str, int] = {}
     for c in challenges:
         for t in c["tests"]:
-            if t["category"] and not is_efficiency(t["nodeid"]):
+            if t["category"] and t["nodeid"] not in perf:
                 by_category[t["category"]] = by_category.get(t["category"], 0) + 1
     return {
         "name": sub.name,

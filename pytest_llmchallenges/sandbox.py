@@ -60,6 +60,7 @@ class CallResult:
     attribution: str | None = None
     confinement: str = ""
     skipped: list[str] = field(default_factory=list)
+    cpu_seconds: float | None = None  # CPU time of the call's whole process tree (the cgroup's), start-up included
     # efficiency laps: per driver mark, the parent's clock on receipt and on release, VmRSS and VmHWM then
     marks: list[dict[str, float]] = field(default_factory=list)
 
@@ -169,7 +170,7 @@ class _Meter:
 
     def __init__(self, pid: int, cgroup: isolation.CallCgroup | None, isolated: bool) -> None:
         self.pid, self.cgroup, self.isolated = pid, cgroup, isolated
-        self.measuring = False
+        self.measuring = self.sampled = False
         self.baseline = self.tree_base = self.tree_max = self.highest = 0
         self.server = pid
         self.source = f"cgroup {cgroup.mode}" if cgroup else "/proc samples"
@@ -189,9 +190,11 @@ class _Meter:
         a child that forges a mark frame after freeing a large allocation hides nothing from ``peak()``."""
         if self.measuring:
             self.highest = max(self.highest, self.extra())
-        if self.cgroup is not None:
-            self.cgroup.reset_peak()
+        if self.cgroup is not None and self.cgroup.reset_peak():
             self.baseline = self.cgroup.peak()
+        elif self.cgroup is not None:  # a peak the kernel cannot reset: the cgroup's usage, sampled
+            self.sampled = True
+            self.baseline = self.tree_max = self.cgroup.usage()
         else:
             self.server = self._find_server()
             processes.reset_peak_rss(self.server)
@@ -200,10 +203,14 @@ class _Meter:
         self.measuring = True
 
     def sample(self) -> None:
-        if self.measuring and self.cgroup is None:
+        if self.measuring and self.sampled and self.cgroup is not None:
+            self.tree_max = max(self.tree_max, self.cgroup.usage())
+        elif self.measuring and self.cgroup is None:
             self.tree_max = max(self.tree_max, processes.tree_rss(self.pid))
 
     def extra(self) -> int:
+        if self.cgroup is not None and self.sampled:
+            return max(0, self.tree_max - self.baseline, self.cgroup.usage() - self.baseline)
         if self.cgroup is not None:
             return max(0, self.cgroup.peak() - self.baseline)
         hwm = processes.status_field(self.server, "VmHWM") or 0
@@ -482,6 +489,7 @@ class Sandbox:
                             result = self._finish(msg, output, peak, confinement, fail)
                             result.skipped = skipped
                             result.marks = marks
+                            result.cpu_seconds = meter.cgroup.cpu_seconds() if meter.cgroup else None
                             return result
             meter.sample()
             if meter.measuring and peak_limit is not None:

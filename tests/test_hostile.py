@@ -259,15 +259,18 @@ def test_parse_error_is_one_clear_line(corpus_run: tuple[GradingRun, Evidence]) 
     assert len(notes) == 1 and "line 1" in notes[0], notes
 
 
-@pytest.mark.parametrize("case", ["10_hidden_nxn", "23_forge_protocol"])
-def test_hidden_nxn_fails_as_memory(case: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("case", "expected"), [("10_hidden_nxn", "memory"), ("23_forge_protocol", "memory"), ("26_spot_rows", "wrong")]
+)
+def test_flash_attention_memory_test_cannot_be_gamed(case: str, expected: str, tmp_path: Path) -> None:
     """Case 10: tracemalloc.stop() cannot hide an N x N matrix from a probe that reads the memory from outside.
-    Case 23: neither can a helper process holding it, after a forged end-of-measurement frame."""
+    Case 23: neither can a helper process holding it, after a forged end-of-measurement frame. Case 26: the
+    rows spot-checked are chosen after the result arrives, so computing only the rows the driver names fails."""
     if case == "23_forge_protocol" and not isolation.probe().cgroup:
         pytest.skip("no cgroup here: helper processes are only sampled")
     run = grade([HOSTILE / case], tmp_path, suites=["flash_attention"], extra=["-k", "no_nxn"])
     outcome, category, message = run.outcomes(case)["test_no_nxn_allocation"]
-    assert (outcome, category) == ("failed", "memory"), message
+    assert (outcome, category) == ("failed", expected), message
 
 
 def test_loud_child_output_does_not_grow_the_grader(tmp_path: Path) -> None:

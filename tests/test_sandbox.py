@@ -544,3 +544,36 @@ def test_kernel_settings_cannot_be_opened_for_writing(tmp_path: Path, confine: b
     read-only so that sysctls and the sysrq trigger stay shut even where Landlock is off."""
     knobs = ["/proc/sysrq-trigger", "/proc/sys/vm/swappiness", "/proc/sys/kernel/core_pattern", "/proc/1/oom_score_adj"]
     assert box(tmp_path, KERNEL_KNOBS, confine=confine).run("selfcheck:call_entry", knobs).value == []
+
+
+@needs_cgroup
+def test_without_a_resettable_peak_the_cgroup_usage_is_sampled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cgroup v2 before Linux 6.12 cannot reset memory.peak: the call's usage is sampled instead (a helper's
+    N x N held for half a second is still seen)."""
+    monkeypatch.setattr(isolation.CallCgroup, "reset_peak", lambda self: False)
+    r = box(tmp_path, HELPER, timeout=60).run("selfcheck:measured_entry", 4096, measure_memory=True)
+    assert r.peak_bytes is not None and r.peak_bytes > 120 << 20, r.peak_bytes
+
+
+@needs_cgroup
+def test_cpu_time_covers_helper_processes(tmp_path: Path) -> None:
+    """CPU time comes from the call's cgroup: 0.3 s burnt in a helper process is counted."""
+    code = (
+        "import subprocess, sys\ndef entry(x):\n"
+        "    burn = 'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.3: pass'\n"
+        "    subprocess.run([sys.executable, '-c', burn], check=True)\n    return x\n"
+    )
+    r = box(tmp_path, code, timeout=60).run("selfcheck:call_entry", 1)
+    assert r.cpu_seconds is not None and r.cpu_seconds >= 0.3, r.cpu_seconds
+
+
+@needs_cgroup
+def test_cgroups_of_a_killed_grader_are_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grading process killed hard leaves its empty call cgroups; the next one removes them at its probe."""
+    folder = isolation._own_cgroup("pids")
+    assert folder is not None
+    orphan = folder / "llmc-999999999-0"  # no such process
+    orphan.mkdir()
+    monkeypatch.setattr(isolation, "_HOST", [])
+    isolation.probe()
+    assert not orphan.exists()

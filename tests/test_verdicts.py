@@ -332,15 +332,23 @@ def test_interrupted_run_is_labelled_incomplete(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(["incomplete: the run stopped early*"])
 
 
-def test_efficiency_figures_are_carried_into_the_report(pytester: pytest.Pytester) -> None:
+def test_efficiency_figures_are_carried_into_the_report_and_never_counted(pytester: pytest.Pytester) -> None:
     write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
     body = (
         "def test_a(sandbox, request):\n    request.node.user_properties.append(('llm_efficiency', {'x': 1}))\n\n"
-        "def test_b(sandbox, request):\n    request.node.user_properties.append(('llm_efficiency', {'y': 2.5}))\n"
+        "@pytest.mark.perf\ndef test_b(sandbox, request):\n"
+        "    request.node.user_properties.append(('llm_efficiency', {'y': 2.5}))\n\n"
+        "@pytest.mark.perf\ndef test_c(sandbox):\n"
+        "    pytest.skip('needs a CUDA GPU: no NVIDIA device on this machine')\n"
     )
     pytester.makepyfile(test_backwards=suite("backwards", body))
     grade(pytester, target="m")
-    assert by_name(load(pytester.path / "r.json"))["m"]["efficiency"] == {"backwards": {"x": 1, "y": 2.5}}
+    data = load(pytester.path / "r.json")
+    assert by_name(data)["m"]["efficiency"] == {"backwards": {"x": 1, "y": 2.5}}
+    entry = challenge(data, "m", "backwards")
+    assert (entry["status"], entry["total"], entry["passed"], entry["skipped"]) == ("graded", 1, 1, 0)
+    assert [t["test"] for t in entry["tests"]] == ["test_a", "test_b", "test_c"]  # listed, not counted
+    assert by_name(data)["m"]["counts"] == {"passed": 1, "failed": 0, "skipped": 0, "by_category": {}}
 
 
 def test_an_answer_nothing_could_drive_shows_as_not_driven(pytester: pytest.Pytester) -> None:
@@ -397,3 +405,28 @@ def test_a_suite_naming_an_unknown_entry_is_a_grader_fault_at_collection(pyteste
     result.stdout.fnmatch_lines(
         ["GRADER FAULTS (1)*", "  test_backwards.py: grader fault: *gradiants*", "exit status 3*"]
     )
+
+
+def test_serial_and_parallel_reports_are_identical(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    files = {"bench/a/fuse/sol.py": GOOD, "bench/a/backwards/sol.py": BAD, "bench/b/backwards/PROMPT.md": "# p"}
+    write_submission(pytester.path, files)
+    pytester.makepyfile(test_fuse=suite("fuse", PARTIAL_SUITE), test_backwards=suite("backwards"))
+    args = ("--llm-submission", "bench", *ARGS, "test_fuse.py", "test_backwards.py")
+    pytester.runpytest_subprocess(*args, "-p", "no:xdist", "--llm-report", "serial.json")
+    pytester.runpytest_subprocess(*args, "-n", "2", "--llm-report", "parallel.json")
+    serial = load(pytester.path / "serial.json")
+    assert serial == load(pytester.path / "parallel.json")
+    assert [c["status"] for c in by_name(serial)["b"]["challenges"]] == ["missing", "missing"]
+    assert by_name(serial)["a"]["provisional"] and by_name(serial)["a"]["coverage"] == {"answered": 2, "total": 2}
+
+
+def test_a_missing_challenge_with_capability_tests_is_missing_not_partial(pytester: pytest.Pytester) -> None:
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD, "m/fuse/PROMPT.md": "# p"})
+    body = "@pytest.mark.gpu\ndef test_gpu(sandbox):\n    pass\n\ndef test_cpu(sandbox):\n    pass\n"
+    pytester.makepyfile(test_fuse=suite("fuse", body))
+    grade(pytester, target="m")
+    data = load(pytester.path / "r.json")
+    fuse = challenge(data, "m", "fuse")
+    assert fuse["status"] == "missing" and {t["category"] for t in fuse["tests"]} == {"missing"}
+    assert not data["run"]["provisional"] and fuse["missing_capabilities"] == []

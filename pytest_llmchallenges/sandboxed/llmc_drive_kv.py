@@ -426,11 +426,13 @@ class Engine:
 class CacheHolder:
     """The cache objects an API wants: made by the class its parameter names (or the first cache class),
     one shared with a layer index or one per layer; or, for a cache parameter defaulting to None with no
-    such class, none at first and whatever the answer returns afterwards."""
+    such class, none at first and whatever the answer returns afterwards (``none_first``; when the answer
+    then returns no state, ``kept_nothing`` says so and the cache class is tried instead)."""
 
-    def __init__(self, sub: Submission, setup: Setup, op: Any) -> None:
+    def __init__(self, sub: Submission, setup: Setup, op: Any, none_first: bool = True) -> None:
         self.sub, self.setup = sub, setup
         self.factory: Any = None
+        self.adopted = False
         param = _param(op, "cache")
         self.as_dict = param is not None and bool(re.search(r"\bdict\b", _annotation(param).lower()))
         named = _annotation(param) if param is not None else ""
@@ -438,8 +440,9 @@ class CacheHolder:
         by_name = [c for c in found if named and re.search(rf"\b{re.escape(c.name)}\b", named)]
         if by_name:
             self.factory = by_name[0].load()
-        elif found and not (param is not None and param.default is None):
+        elif found and not (none_first and param is not None and param.default is None):
             self.factory = found[0].load()
+        self.alternative = bool(found) and self.factory is None
         self.shared = self.factory is not None and _takes(op, "layer")
         self.caches: list[Any] = []
 
@@ -461,6 +464,11 @@ class CacheHolder:
         if self.as_dict and not isinstance(state, dict):
             state = {layer: state}
         self.caches[0 if self.shared else layer] = state
+        self.adopted = True
+
+    @property
+    def kept_nothing(self) -> bool:
+        return self.alternative and not self.adopted
 
     def advance(self) -> None:
         for cache in self.caches:
@@ -663,7 +671,7 @@ def _module_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine]]
     makers: list[Callable[[], Engine]] = []
     for cand in sub.candidates("attention")[:5]:
 
-        def make(cand: Any = cand) -> Engine:
+        def make(cand: Any = cand, none_first: bool = True) -> Engine:
             cls = cand.load()
             if not inspect.isclass(cls):
                 raise InterfaceError(f"{cand} is not a class")
@@ -700,7 +708,7 @@ def _module_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine]]
             any_op = next(iter(ops.values()))[0]
             caches = None
             if _takes(any_op, "cache"):
-                caches = CacheHolder(sub, setup, any_op)
+                caches = CacheHolder(sub, setup, any_op, none_first)
                 caches.make()
             methods = "/".join(names[0] for names in chosen.values())
             engine = OpCalls(sub, setup, ops, caches, f"class {cls.__name__} ({methods})")
@@ -711,7 +719,7 @@ def _module_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine]]
                 engine.description += " with the weights it created"
             return engine
 
-        makers.append(make)
+        makers += [make, lambda make=make: make(none_first=False)]
     return makers
 
 
@@ -721,7 +729,7 @@ def _function_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine
     decode = [c for c in sub.candidates("decode") if "." not in c.name][:1]
     steps = [c for c in sub.candidates("step") if "." not in c.name][:3]
 
-    def make(generic: Any = None) -> Engine:
+    def make(generic: Any = None, none_first: bool = True) -> Engine:
         ops: dict[str, list[Any]] = {}
         if prefill and decode:
             ops["prefill"] = [prefill[0].load()] * setup.num_layers
@@ -736,15 +744,15 @@ def _function_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine
         first = next(iter(ops.values()))[0]
         caches = None
         if _takes(first, "cache"):
-            caches = CacheHolder(sub, setup, first)
+            caches = CacheHolder(sub, setup, first, none_first)
             caches.make()
         names = ", ".join(_name(v[0]) for v in ops.values())
         return OpCalls(sub, setup, ops, caches, f"functions {names}")
 
     for generic in steps:
-        makers.append(lambda g=generic: make(g))
+        makers += [lambda g=generic: make(g), lambda g=generic: make(g, none_first=False)]
     if prefill and decode:
-        makers.append(lambda: make(None))
+        makers += [lambda: make(None), lambda: make(None, none_first=False)]
     return makers
 
 
@@ -836,6 +844,9 @@ def _probe(engine: Engine, setup: Setup) -> None:
         for layer in range(setup.num_layers):
             engine.decode(layer, rng.standard_normal((setup.batch, setup.d_model)))
         engine.end_step()
+    caches = getattr(engine, "caches", None)
+    if isinstance(caches, CacheHolder) and caches.kept_nothing:
+        raise InterfaceError(f"{engine.description}: given no cache, it returned none (trying its cache class)")
 
 
 _HINT = (

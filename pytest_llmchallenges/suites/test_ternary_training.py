@@ -534,6 +534,7 @@ def _from_text(text: str) -> dict:
         pair = re.search(r"loss[^\n]{0,30}?" + _NUMBER + r"\s*(?:→|->|=>|to)\s*" + _NUMBER, text, re.I)
         if pair:
             found["losses"] = [float(pair.group(1)), float(pair.group(2))]
+            found.setdefault("train_loss", float(pair.group(2)))  # where the training loss ended
     return found
 
 
