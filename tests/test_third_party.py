@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmchallenges import isolation, registry, scaffold
+from pytest_llmchallenges import capabilities, isolation, registry, scaffold
 from pytest_llmchallenges.challenges import CHALLENGE_NAMES, CHALLENGES
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llmc-example-challenge"
@@ -217,3 +217,19 @@ def test_a_package_beneath_a_readable_path_stays_hidden(pytester: pytest.Pyteste
     (pytester.path / "m" / "softmax" / "softmax.py").write_text(SNOOP.format(secrets=secrets, outside=True))
     result = pytester.runpytest("--llm-submission", "m", "--llm-isolation", "strict", "-k", "matches", *ARGS)
     result.assert_outcomes(passed=1, deselected=result.parseoutcomes()["deselected"])
+
+
+def test_capability_needs_skip_every_test_where_absent(example: pytest.Pytester) -> None:
+    if capabilities.missing("gpu") is None:
+        pytest.skip("this machine has a CUDA GPU: nothing to skip")
+    example.makeconftest(
+        "from dataclasses import replace\n"
+        "from llmc_example_challenge import challenge\n"
+        "def pytest_llmchallenges_register(registry):\n"
+        "    registry.add(replace(challenge(), needs=('gpu',)))\n"
+    )
+    models = _models(example.path, [])
+    result = example.runpytest("--llm-submission", str(models), "--llm-report", "r.json", *ARGS)
+    result.assert_outcomes(skipped=3, deselected=result.parseoutcomes()["deselected"])
+    (cell,) = json.loads((example.path / "r.json").read_text())["submissions"][0]["challenges"]
+    assert cell["missing_capabilities"] == ["cuda_gpu"] and cell["graded"] == 0
