@@ -103,7 +103,7 @@ def from_entry_points() -> list[Challenge]:
             obj = obj() if callable(obj) and not isinstance(obj, Challenge) else obj
         except Exception as exc:  # a broken package: one line naming it
             raise RegistryError(f"entry point {ep.name} = {ep.value}: {type(exc).__name__}: {exc}") from None
-        items = [obj] if isinstance(obj, Challenge) else list(obj)
+        items = [obj] if isinstance(obj, Challenge) else list(obj) if isinstance(obj, (list, tuple)) else [obj]
         if bad := [x for x in items if not isinstance(x, Challenge)]:
             raise RegistryError(f"entry point {ep.name} = {ep.value}: gave {bad[0]!r}, not a Challenge")
         found += items

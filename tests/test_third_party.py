@@ -39,14 +39,12 @@ def _models(root: Path, mutants: list[str]) -> Path:
     return models
 
 
-def _entry_point_stub(folder: Path) -> Path:
+def _entry_point_stub(folder: Path, target: str = "llmc_example_challenge:challenge") -> Path:
     """An installed distribution's metadata alone (no pip install): what makes the entry point visible."""
     info = folder / "llmc_example_challenge-0.1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: llmc-example-challenge\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text(
-        f"[{registry.ENTRY_POINT_GROUP}]\nsoftmax = llmc_example_challenge:challenge\n"
-    )
+    (info / "entry_points.txt").write_text(f"[{registry.ENTRY_POINT_GROUP}]\nsoftmax = {target}\n")
     return folder
 
 
@@ -184,6 +182,31 @@ def test_a_bad_registration_is_one_usage_error(example: pytest.Pytester, conftes
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {expect}"])
     assert "softmax" not in CHALLENGES and "kv" in CHALLENGES
+
+
+@pytest.mark.parametrize(
+    ("target", "expect"),
+    [
+        ("no_such_module_here:challenge", "*entry point softmax = no_such_module_here:challenge: ModuleNotFound*"),
+        ("llmc_example_challenge:HERE", "*entry point softmax = llmc_example_challenge:HERE: gave PosixPath*"),
+    ],
+)
+def test_a_broken_entry_point_is_one_usage_error(example: pytest.Pytester, target: str, expect: str) -> None:
+    example.syspathinsert(_entry_point_stub(example.path / "site", target))
+    result = example.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {expect}"])
+
+
+def test_challenge_names_are_read_live() -> None:
+    """Modules import CHALLENGE_NAMES once; a challenge registered later is in it all the same."""
+    added = registry.Registry()
+    added.add(registry.packaged(PACKAGE, "softmax", "medium", "s", 1))
+    try:
+        assert CHALLENGE_NAMES[-1] == "softmax" and "softmax" in CHALLENGE_NAMES and len(CHALLENGE_NAMES) == 9
+    finally:
+        added.clear()
+    assert "softmax" not in CHALLENGE_NAMES and len(CHALLENGE_NAMES) == len(list(CHALLENGE_NAMES)) == 8
 
 
 def test_child_side_code_must_live_apart(tmp_path: Path) -> None:
