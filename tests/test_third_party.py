@@ -6,7 +6,9 @@ never its suite, oracle or prompt."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 import tomllib
 from dataclasses import replace
@@ -96,6 +98,15 @@ def test_scaffold_writes_the_registered_prompt(tmp_path: Path, monkeypatch: pyte
     assert (tmp_path / "out" / "m" / "softmax" / "PROMPT.md").read_text() == (PACKAGE / "prompt.md").read_text()
     assert " [+] softmax  (MEDIUM)" in lines
     assert "softmax" not in CHALLENGE_NAMES  # the scaffold's registration ends with it
+
+
+def test_scaffold_command_sees_the_entry_point(tmp_path: Path) -> None:
+    path = os.pathsep.join([str(_entry_point_stub(tmp_path / "site")), str(SRC)])
+    cmd = [sys.executable, "-m", "pytest_llmchallenges", "scaffold", "-n", "m", "--dest", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert " [+] softmax  (MEDIUM)" in done.stdout and "Scaffolded 9 challenges" in done.stdout
+    assert (tmp_path / "m" / "softmax" / "PROMPT.md").is_file()
 
 
 def test_a_suite_naming_a_driver_function_by_string_is_a_grader_fault(pytester: pytest.Pytester) -> None:
