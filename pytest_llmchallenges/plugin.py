@@ -6,6 +6,7 @@ installed into environments that run other projects' tests and must not touch th
 
 from __future__ import annotations
 
+import itertools
 import math
 import traceback
 from collections.abc import Generator
@@ -75,8 +76,47 @@ def _positive(value: Any) -> bool:
     return math.isfinite(number) and number > 0
 
 
+VALUE_OPTIONS = {
+    f"--llm-{name}" for name, kwargs, _, _ in OPTIONS if "action" not in kwargs or kwargs["action"] == "append"
+}
+
+
+def _check_separate_values(config: pytest.Config) -> None:
+    """pytest reads its rootdir, ini file and test paths before any plugin's options are known, so an option
+    value written apart from its option (``--llm-report /tmp/x.json``) can be taken there for a test path: the
+    run then collects or roots itself somewhere else and silently grades nothing, or without the project's
+    settings. Where that happened, it is a usage error naming the fix (``=``)."""
+    args = [str(a) for a in config.invocation_params.args]
+    stray = [(a, v) for a, v in itertools.pairwise(args) if a in VALUE_OPTIONS and not v.startswith("-")]
+    if not stray:
+        return
+    taken = {str(Path(a).resolve()) for a in config.args}
+    moved = False
+    try:  # what pytest would have chosen without the stray values (private API: no verdict if it changed)
+        from _pytest.config.findpaths import determine_setup
+
+        values = {v for _, v in stray}
+        root, ini, *_ = determine_setup(
+            inifile=config.option.inifilename,
+            override_ini=config.option.override_ini,
+            args=[a for a in args if not a.startswith("-") and a not in values],
+            rootdir_cmd_arg=config.option.rootdir or None,
+            invocation_dir=config.invocation_params.dir,
+        )
+        moved = (root, ini) != (config.rootpath, config.inipath)
+    except Exception:
+        pass
+    for option, value in stray:
+        if moved or str((config.invocation_params.dir / value).resolve()) in taken:
+            raise pytest.UsageError(
+                f"{option} {value}: write {option}={value} (with '='); pytest read {value!r} as a test path "
+                f"before this plugin's options were known (rootdir {config.rootpath})"
+            )
+
+
 def _check_options(config: pytest.Config) -> None:
     """Every value checked before anything runs: one line and a usage error (exit 4) for the first bad one."""
+    _check_separate_values(config)
     for name in ("timeout", "memory"):
         cli, ini = config.getoption(f"llm_{name}"), config.getini(f"llm_{name}")
         where, value = (f"--llm-{name}", cli) if cli is not None else (f"ini llm_{name}", ini)

@@ -305,3 +305,19 @@ def test_grading_is_deterministic(tmp_path: Path) -> None:
     parallel = grade(subs, tmp_path / "b", suites=suites, extra=["-n", "2"])
     assert serial.report["submissions"], serial.stdout[-3000:]
     assert serial.report == parallel.report
+
+
+def test_a_run_seed_defeats_known_inputs(tmp_path: Path) -> None:
+    """Case 27 recomputes the default run's inputs from the public package: it passes under the default seed
+    (the threat is real) and fails under --llm-seed, which changes every test's inputs."""
+    outcomes = []
+    for extra in ([], ["--llm-seed", "7"]):
+        (tmp_path / str(len(outcomes))).mkdir()
+        run = grade(
+            [HOSTILE / "27_known_inputs"],
+            tmp_path / str(len(outcomes)),
+            suites=["backwards"],
+            extra=["-k", "gradients_match", *extra],
+        )
+        outcomes.append(run.outcomes("27_known_inputs")[KEY_TEST][:2])
+    assert outcomes[0][0] == "passed" and outcomes[1] == ("failed", "wrong"), outcomes

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +251,27 @@ def test_bad_values_are_one_usage_error(pytester: pytest.Pytester, args: list[st
     errors = [ln for ln in result.stderr.lines if "error" in ln.lower()]
     assert len(errors) == 1 and expect in errors[0], result.stderr.str()
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_value_apart_from_its_option_that_moves_the_rootdir_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    """pytest picks its rootdir before the plugin's options are known, so ``--llm-report /elsewhere/r.json``
+    (a path in a tree apart from the project) roots the run there and drops the project's settings: the run
+    must stop and name the fix (``=``) instead. Written with ``=``, the same report path is fine."""
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
+    pytester.makepyfile(test_backwards=suite("backwards"))
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\naddopts = "-p no:cacheprovider"\nllm_submission = ["m"]\n')
+    apart = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    try:
+        report = apart / "r.json"
+        report.write_text("{}")  # an earlier report: an existing path is what pytest takes for a test path
+        result = pytester.runpytest_subprocess("--llm-report", str(report))
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+        assert f"write --llm-report={report} (with '=')" in result.stderr.str()
+        joined = pytester.runpytest_subprocess(f"--llm-report={report}", "test_backwards.py")
+        assert joined.ret == pytest.ExitCode.OK, joined.stdout.str()
+        assert json.loads(report.read_text())["submissions"][0]["name"] == "m"
+    finally:
+        shutil.rmtree(apart, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")

@@ -31,6 +31,8 @@ Where the prompt misleads:
 Conventions accepted: ``(accepted_tokens, new_token)`` with the correction (or bonus) separate, or folded
 into ``accepted_tokens``; after a path that ends at a leaf, the bonus token is optional (the prompt is silent),
 after a rejection the target's prediction is required (step 4d says so). Masks: boolean or additive.
+Position ids, passed to the model call or at embedding time, are honoured: they must be the autoregressive
+ones (prompt length - 1 + depth for a tree node), as a real target model with absolute positions needs.
 """
 
 from __future__ import annotations
