@@ -39,11 +39,6 @@ def test_values_travel_unchanged(value: object) -> None:
     assert _same(wire.decode(wire.encode(value)), value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: np.ascontiguousarray makes a 0-d array 1-d, so np.array(3.0) arrives with shape (1,); "
-    "left for llmc_wire's owner (fixing it may change verdicts of answers that return 0-d arrays)",
-)
 def test_a_zero_dimensional_array_keeps_its_shape() -> None:
     assert wire.decode(wire.encode(np.array(3.0))).shape == ()
 

@@ -42,7 +42,7 @@ def _pack(value: object, buffers: list[bytes | memoryview], depth: int = 0) -> o
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in _NUMERIC_KINDS:
             raise WireError(f"array of dtype {value.dtype} cannot be returned (numeric arrays only)")
-        arr = np.ascontiguousarray(value)
+        arr = value if value.flags.c_contiguous else value.copy(order="C")  # a 0-d array stays 0-d
         buffers.append(arr.data.cast("B") if arr.size and arr.dtype.kind != "c" else arr.tobytes())
         return {"$nd": len(buffers) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape)}
     if isinstance(value, bytes):
