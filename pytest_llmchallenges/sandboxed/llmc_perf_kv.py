@@ -1,0 +1,105 @@
+"""Efficiency drivers for kv: time per decode step after a long history, and the cache's bytes per token.
+
+One engine per call: the history (``history`` tokens per sequence, from ``spec["prefill_seed"]``) is prefilled
+untimed, then each repetition decodes ``steps`` fresh tokens (from its seed) between two marks, so the history
+grows by ``steps`` per repetition. A throwaway engine with a short history warms up first. The cache's size is
+read by walking the objects the engine holds (numpy arrays reachable from it, weights included: the grading
+side takes the slope between two capacities, which cancels what does not grow).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from llmc_api import Submission
+from llmc_drive_kv import ROLES, Setup, _engine
+from llmc_perf_baselines import CachedAttention
+from llmc_perf_common import mark
+
+__all__ = ["ROLES", "baseline", "reachable_bytes", "timed"]
+
+
+def prefill_inputs(seed: int, batch: int, history: int, d_model: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((batch, history, d_model))
+
+
+def decode_inputs(seed: int, steps: int, batch: int, d_model: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((steps, batch, d_model))
+
+
+def reachable_bytes(root: Any, depth: int = 8) -> int:
+    """Bytes of the distinct numpy buffers reachable from ``root`` through attributes and containers."""
+    seen: set[int] = set()
+    buffers: dict[int, int] = {}
+    stack = [(root, 0)]
+    while stack:
+        obj, level = stack.pop()
+        if id(obj) in seen or level > depth:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            base = obj
+            while isinstance(base.base, np.ndarray):
+                base = base.base
+            buffers[id(base)] = base.nbytes
+            continue
+        if isinstance(obj, dict):
+            items = list(obj.values())
+        elif isinstance(obj, (list, tuple, set)):
+            items = list(obj)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type) and not callable(obj):
+            items = list(vars(obj).values())
+        elif hasattr(obj, "__self__"):
+            items = [obj.__self__]
+        else:
+            continue
+        stack.extend((item, level + 1) for item in items)
+    return sum(buffers.values())
+
+
+def _session(engine: Any, spec: dict[str, Any], seeds: list[int], timed_run: bool) -> list[dict[str, Any]]:
+    b, d, steps = spec["batch"], spec["d_model"], spec["steps"]
+    lengths = np.full(b, spec["history"], dtype=np.int64)
+    engine.prefill(0, prefill_inputs(spec["prefill_seed"], b, spec["history"], d), lengths)
+    engine.end_step()
+    outputs = []
+    for i, seed in enumerate(seeds):
+        xs = decode_inputs(int(seed), steps, b, d)
+        if timed_run:
+            mark_sub = spec["_sub"]
+            mark(mark_sub)
+        ys = []
+        for t in range(steps):
+            ys.append(np.asarray(engine.decode(0, xs[t]), dtype=np.float64))
+            engine.end_step()
+        if timed_run:
+            mark(mark_sub)
+        outputs.append({"y": np.stack(ys), "prior": [int(s) for s in seeds[:i]]})
+    return outputs
+
+
+def _setup(spec: dict[str, Any], history: int, reps: int) -> Setup:
+    capacity = history + spec["steps"] * (reps + 1)
+    return Setup(1, spec["batch"], spec["num_heads"], spec["d_model"], capacity, [spec["weights"]])
+
+
+def timed(sub: Submission, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
+    """Decode laps of the submission's cache after ``spec["history"]`` tokens; the cache's bytes."""
+    warm = {**spec, "history": 8}
+    _session(_engine(sub, _setup(warm, 8, 1)), warm, [0], False)
+    setup = _setup(spec, spec["history"], len(seeds))
+    engine = _engine(sub, setup)
+    sub.ready()
+    outputs = _session(engine, {**spec, "_sub": sub}, seeds, True)
+    return {"outputs": outputs, "cache_bytes": reachable_bytes(engine), "capacity": setup.capacity}
+
+
+def baseline(sub: Submission, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
+    """The same laps on a plain preallocated NumPy cache (the submission is not imported)."""
+    warm = {**spec, "history": 8}
+    _session(CachedAttention(_setup(warm, 8, 1)), warm, [0], False)
+    setup = _setup(spec, spec["history"], len(seeds))
+    engine = CachedAttention(setup)
+    _session(engine, {**spec, "_sub": sub}, seeds, True)
+    return {"outputs": [None] * len(seeds), "cache_bytes": reachable_bytes(engine), "capacity": setup.capacity}

@@ -1,0 +1,57 @@
+"""Efficiency of flash_attention_bwd (never graded): the backward's time against the naive full-matrix NumPy
+backward, its peak memory as a fraction of one N x N float64 matrix, and causal against non-causal time.
+Protocol: pytest_llmchallenges.efficiency.
+
+Only the backward is timed (the forward that fills its cache runs before the lap). Shape: B=H=1, N=2048,
+D=64, T=128, float64: the naive backward holds several N x N matrices, and at the prompt's N=4096 it alone
+would take most of the suite's time budget on 2 cores; N=2048 still shows the tiling (N x N = 32 MiB).
+Checks of each timed output: dQ at rows chosen after it arrived; dK and dV in full for a random third.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+import pytest
+
+from pytest_llmchallenges import efficiency as eff
+from pytest_llmchallenges.grading import assert_close
+from pytest_llmchallenges.oracles.attention import attention_backward, attention_dq_rows
+
+CHALLENGE = "flash_attention_bwd"
+pytestmark = pytest.mark.perf
+
+SHAPE, TILE = [1, 1, 2048, 64], 128
+NXN = SHAPE[2] * SHAPE[2] * 8
+RTOL = 1e-4
+
+
+def checker(causal: bool):
+    def check(seed: int, out) -> None:
+        q, k, v, do = eff.seeded_normals(seed, SHAPE, 4)
+        rows = np.array(eff.spot_rows(SHAPE[2], 8))
+        expected = attention_dq_rows(q, k, v, do, rows, causal)
+        assert_close(out["dQ"][:, :, rows], expected, RTOL, "timed dQ (spot rows)")
+        if secrets.randbelow(3) == 0:
+            _, dk, dv = attention_backward(q, k, v, do, causal)
+            assert_close(out["dK"], dk, RTOL, "timed dK")
+            assert_close(out["dV"], dv, RTOL, "timed dV")
+
+    return check
+
+
+def test_efficiency(sandbox, request):
+    """Measured, not graded: figures on the report; a submission that cannot be timed is skipped with why."""
+    driver = "llmc_perf_flash_attention_bwd"
+    causal = eff.Arm("causal", f"{driver}:timed", (SHAPE, TILE, True), check=checker(True), memory=True)
+    naive = eff.Arm("naive", f"{driver}:baseline", (SHAPE, TILE, True), trusted=True, memory=True)
+    full = eff.Arm("noncausal", f"{driver}:timed", (SHAPE, TILE, False), check=checker(False))
+    s, figures = eff.versus(sandbox, request.node, causal, naive, [full])
+    figures |= {
+        "causal_over_noncausal": round(s["causal"].median / s["noncausal"].median, 3),
+        "peak_nxn_fraction": round((s["causal"].memory_peak or 0) / NXN, 3),
+        "naive_peak_nxn_fraction": round((s["naive"].memory_peak or 0) / NXN, 3),
+        "shape": "backward only, B=1 H=1 N=2048 D=64 T=128 float64",
+    }
+    eff.record(request.node, figures)
