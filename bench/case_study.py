@@ -22,7 +22,10 @@ REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- matrix:start -->", "<!-- matrix:end -->"
 GOOD_LETTERS = {"A+", "A", "A-", "B+", "B", "B-"}
 # Which failure speaks for a cell: a demonstrated defect before a limit hit, a limit before "not driven".
-CATEGORY_RANK = {"compile": 0, "wrong": 0, "error": 1, "crash": 1, "memory": 2, "timeout": 3, "interface": 4}
+CATEGORY_RANK = {
+    "compile": 0, "wrong": 0, "error": 1, "crash": 1, "memory": 2, "timeout": 3, "interface": 4, "not_driven": 4,
+    "grader": 5,
+}  # fmt: skip
 
 
 def suite_order(challenge: str) -> list[str]:
@@ -59,8 +62,11 @@ def _entry(report: dict[str, Any], model: str, challenge: str) -> dict[str, Any]
 def _ours(entry: dict[str, Any] | None) -> str:
     if entry is None:
         return "not graded"
-    if entry["status"] == "missing":
-        return "missing"
+    if entry["status"] in ("missing", "n/a"):
+        return str(entry["status"])
+    failed = {t["category"] for t in entry["tests"] if t["outcome"] == "failed"} - {"grader"}
+    if not entry["passed"] and failed == {"not_driven"}:
+        return "not driven"
     return f"{entry['grade']} ({entry['passed']}/{entry['passed'] + entry['failed']})"
 
 
@@ -83,7 +89,7 @@ def disagreement(entry: dict[str, Any] | None, judge: str) -> str | None:
             return CATEGORY_RANK.get(t["category"], 1), where
 
         first = min(failed, key=rank)
-        label = "not driven" if first["category"] == "interface" else first["category"]
+        label = "not driven" if first["category"] in ("interface", "not_driven") else first["category"]
         return f"`{first['test']}` [{label}]: {_one_line(first['message'])}"
     if not judged_good and judge not in ("-", "") and not failed and entry["passed"]:
         return f"every graded test passed ({entry['passed']}); the judge gave {judge}"

@@ -29,9 +29,14 @@ def one_run(tmp: Path, index: int, expr: str) -> tuple[float, dict[str, dict]]:
     wall = time.perf_counter() - start
     figures = {}
     for case in ET.parse(xml).getroot().iter("testcase"):
+        name = case.get("classname", "").rsplit(".", 1)[-1]
         for prop in case.iter("property"):
             if prop.get("name") == "llm_efficiency":
-                figures[case.get("classname", "").rsplit(".", 1)[-1]] = ast.literal_eval(prop.get("value", "{}"))
+                figures[name] = ast.literal_eval(prop.get("value", "{}"))
+        if name not in figures:  # failed or skipped before measuring: say why
+            bad = next(iter(case), None)
+            figures[name] = {"summary": f"no figures: {bad.tag if bad is not None else '?'}: "
+                             f"{(bad.get('message') if bad is not None else '') or ''}"[:300]}  # fmt: skip
     return wall, figures
 
 

@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "docs")
     parser.add_argument("--workers", default="2")
     parser.add_argument("--from-json", type=Path, help="render DIR/reference.json and DIR/mixed.json, no grading")
-    parser.add_argument("--height", type=int, default=1500, help="screenshot height in px")
+    parser.add_argument("--height", type=int, default=1250, help="screenshot height in px")
     parser.add_argument("--keep-json", type=Path, help="also copy the graded reports to this folder")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,9 @@ def _merge(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     outputs = _outputs(parser, args.output)
     runs = [(label, _load(p)) for label, p in zip(_labels(args.reports), args.reports, strict=True)]
     merged, conflicts = merge(runs)
+    modes = {str(r["score_mode"]) for r in merged["runs"] if r["score_mode"]}
+    if len(modes) > 1:
+        print(f"note: the runs used score modes {sorted(modes)}; the merge scores with {merged['run']['score_mode']!r}")
     for c in conflicts:
         print(c.line(), file=sys.stderr)
     if conflicts:

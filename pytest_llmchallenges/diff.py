@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .merge import category, test_key, verdict_word
+from .merge import test_key, verdict_word
+from .report_view import category, clip, is_perf
+
+MD_ROWS = 300  # a pull-request comment holds 65536 characters: the worst changes first, then a count
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,8 @@ def _verdicts(doc: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]
     for s in doc.get("submissions") or []:
         for c in s.get("challenges") or []:
             for t in c.get("tests") or []:
-                out[(str(s.get("name")), str(c.get("name")), test_key(t))] = t
+                if not is_perf(t):  # a measurement, not a verdict: its figures vary from run to run
+                    out[(str(s.get("name")), str(c.get("name")), test_key(t))] = t
     return out
 
 
@@ -111,8 +115,18 @@ def to_markdown(changes: list[Change], scores: list[str]) -> str:
         out += ["", *(f"- {_md(s.removeprefix('score   '))}" for s in scores)]
     if changes:
         out += ["", "| change | model | challenge | test | was | now | message |", "|---|---|---|---|---|---|---|"]
-        for c in changes:
+        for c in changes[:MD_ROWS]:
             icon = {"worse": "🔻 worse", "better": "✅ better"}.get(c.kind, c.kind)
-            cells = (icon, c.submission, c.challenge, f"`{c.test}`", c.old or "absent", c.new or "absent", c.message)
+            cells = (
+                icon,
+                c.submission,
+                c.challenge,
+                f"`{c.test}`",
+                c.old or "absent",
+                c.new or "absent",
+                clip(c.message),
+            )
             out.append("| " + " | ".join(_md(x) for x in cells) + " |")
+        if len(changes) > MD_ROWS:
+            out += ["", f"... and {len(changes) - MD_ROWS} more; `llmchallenges diff` without --format lists them all."]
     return "\n".join(out) + "\n"

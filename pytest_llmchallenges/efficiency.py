@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from .grading import GradingFailure
-from .sandbox import CallResult, Sandbox
+from .sandbox import DEFAULT_MEMORY_LIMIT, CallResult, Sandbox
 
 EFFICIENCY_KEY = "llm_efficiency"
 MIN_REPS = 5
@@ -57,7 +57,8 @@ class Arm:
     """One timed thing: a driver function called as ``fn(seeds, *args, **kwargs)``, one lap per seed.
 
     ``check(seed, output)`` raises AssertionError when the output of the timed repetition for ``seed`` is
-    wrong. ``trusted`` arms (the grader's own baselines) fail as grader errors, not as "not measured"."""
+    wrong. ``trusted`` arms are the grader's own baselines: never checked, never limited by the submission's
+    limits; one that cannot run makes the figure "not measured" with the reason."""
 
     name: str
     function: str
@@ -129,13 +130,17 @@ def run_arm(
     """One call of ``arm`` timing one repetition per seed (and a memory lap); appends to ``samples``.
     ``limit``: a time limit derived from the baseline's call (see measure), else the arm's or the sandbox's."""
     start = time.perf_counter()
-    kwargs = {**arm.kwargs, "memory": True} if memory else arm.kwargs
+    kwargs = {**arm.kwargs, "memory": True} if memory else dict(arm.kwargs)
+    if arm.trusted:  # a baseline needs what it needs (the naive attention holds N x N), whatever --llm-memory says
+        kwargs["memory_limit"] = max(sandbox.memory_limit, DEFAULT_MEMORY_LIMIT)
     try:
         result = sandbox.run(arm.function, seeds, *arm.args, timeout=limit or arm.timeout, **kwargs)
     except GradingFailure as exc:
-        if arm.trusted:
-            raise RuntimeError(f"baseline {arm.name} failed: [{exc.category}] {exc.reason}") from exc
-        why = f" (limit: {LIMIT_FACTOR:g}x the baseline's call, at least {MIN_LIMIT_S:g} s)" if limit else ""
+        if arm.trusted:  # not the submission's doing: no figure, and the reason says why
+            raise NotMeasured(f"the baseline could not run here: [{exc.category}] {exc.reason}") from None
+        why = ""
+        if limit and exc.category == "timeout":
+            why = f" (limit: {LIMIT_FACTOR:g}x the baseline's call in this run, at least {MIN_LIMIT_S:g} s)"
         raise NotMeasured(f"{arm.name}: [{exc.category}] {exc.reason}{why}") from None
     wall = time.perf_counter() - start
     samples.call_seconds.append(wall)

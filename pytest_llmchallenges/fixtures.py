@@ -9,8 +9,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from . import isolation, seeding
+from . import isolation, registry, seeding
 from .challenges import CHALLENGES
+from .limits import CalibratedSandbox
 from .sandbox import DEFAULT_MEMORY_LIMIT, Sandbox
 from .sandboxed import llmc_scan
 from .submissions import Submission
@@ -75,16 +76,23 @@ def sandbox(challenge_dir: Path, request: pytest.FixtureRequest) -> Sandbox:
     config = request.config
     user_timeout = number_option(config, "llm_timeout")
     user_memory = number_option(config, "llm_memory")
-    return Sandbox(
-        challenge,
-        challenge_dir,
-        CHALLENGES[challenge].timeout,
+    settings: dict = dict(
         memory_limit=int(float(user_memory) * 2**20) if user_memory else DEFAULT_MEMORY_LIMIT,
         seed=_stable_seed(request.node.originalname, config),
         override_timeout=float(user_timeout) if user_timeout else None,
         confine=not CHALLENGES[challenge].cuda_runtime,
         isolation=isolation.mode(config),
+        note=lambda text: request.node.user_properties.append((NOTE_KEY, text)),
     )
+    if request.node.get_closest_marker("perf") is not None:  # limits of its own, derived from its baselines
+        settings["override_timeout"] = None
+        return Sandbox(challenge, challenge_dir, CHALLENGES[challenge].timeout, **settings)
+    if user_timeout:
+        return Sandbox(challenge, challenge_dir, CHALLENGES[challenge].timeout, **settings)
+    return CalibratedSandbox(  # limits derived from the reference's time for the same call
+        challenge, challenge_dir, CHALLENGES[challenge].timeout, test=request.node.originalname,
+        reference_dir=registry.reference_dir(challenge), **settings,
+    )  # fmt: skip
 
 
 @pytest.fixture

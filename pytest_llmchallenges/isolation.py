@@ -24,6 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
+from . import seeding
 from .sandboxed import llmc_confine
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -110,21 +113,21 @@ def probe() -> Host:
         mode, cg = _cgroup_mode()
         if cg:
             why["cgroup"] = cg
+        else:
+            _remove_orphans()
         _HOST.append(Host(not ns, abi, mode, why))
     return _HOST[0]
 
 
-def mode(config: object) -> str:
+def mode(config: pytest.Config) -> str:
     """The run's --llm-isolation (ini ``llm_isolation``; default auto)."""
-    value = config.getoption("llm_isolation", None) or config.getini("llm_isolation")  # type: ignore[attr-defined]
+    value = config.getoption("llm_isolation", None) or config.getini("llm_isolation")
     return value if value in MODES else "auto"
 
 
-def run_entry(config: object) -> dict[str, object]:
+def run_entry(config: pytest.Config) -> dict[str, object]:
     """What the reports' run section records about isolation and inputs."""
-    from . import seeding
-
-    return {"seed": seeding.run_seed(config), "isolation": describe(mode(config))}  # type: ignore[arg-type]
+    return {"seed": seeding.run_seed(config), "isolation": describe(mode(config))}
 
 
 LOST = {
@@ -213,9 +216,11 @@ class CallCgroup:
         if mode == "v1":
             self.mem = _own_cgroup("memory") / name  # type: ignore[operator]
             self.pids = _own_cgroup("pids") / name  # type: ignore[operator]
-            self.folders = [self.mem, self.pids]
+            cpu = _own_cgroup("cpuacct")
+            self.cpu = None if cpu is None else cpu / name
+            self.folders = [self.mem, self.pids] + ([self.cpu] if self.cpu else [])
         else:
-            self.mem = self.pids = _own_cgroup("") / name  # type: ignore[operator]
+            self.mem = self.pids = self.cpu = _own_cgroup("") / name  # type: ignore[operator]
             self.folders = [self.mem]
         for f in self.folders:
             f.mkdir()
@@ -241,13 +246,19 @@ class CallCgroup:
         except (OSError, ValueError):
             return 0
 
-    def reset_peak(self) -> None:
-        """Start of a peak measurement: the peak becomes the current usage."""
-        if self.mode == "v1":
-            (self.mem / "memory.max_usage_in_bytes").write_text("0")
-        else:  # Linux >= 6.12: a write resets the peak seen through this file descriptor
-            self._peak_fd = os.open(self.mem / "memory.peak", os.O_RDWR)
-            os.write(self._peak_fd, b"reset\n")
+    def reset_peak(self) -> bool:
+        """Start of a peak measurement: the peak becomes the current usage. False where the kernel cannot
+        reset it (cgroup v2 before Linux 6.12): the caller then samples the usage instead."""
+        try:
+            if self.mode == "v1":
+                (self.mem / "memory.max_usage_in_bytes").write_text("0")
+            else:  # Linux >= 6.12: a write resets the peak seen through this file descriptor
+                if self._peak_fd is None:
+                    self._peak_fd = os.open(self.mem / "memory.peak", os.O_RDWR)
+                os.write(self._peak_fd, b"reset\n")
+        except OSError:
+            return False
+        return True
 
     def peak(self) -> int:
         try:
@@ -258,6 +269,18 @@ class CallCgroup:
             return int((self.mem / "memory.peak").read_text())
         except (OSError, ValueError):
             return 0
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time of every process the call ran (user + system), from the kernel's accounting."""
+        try:
+            if self.cpu is None:
+                return None
+            if self.mode == "v1":
+                return int((self.cpu / "cpuacct.usage").read_text()) / 1e9
+            stat = dict(ln.split() for ln in (self.cpu / "cpu.stat").read_text().splitlines())
+            return int(stat["usage_usec"]) / 1e6
+        except (OSError, ValueError, KeyError):
+            return None
 
     def oom_killed(self) -> bool:
         try:
@@ -277,18 +300,16 @@ class CallCgroup:
         return out
 
     def kill(self) -> None:
-        """Kill everything in the cgroup (v2: cgroup.kill; v1: SIGKILL each member until none is left)."""
+        """Kill everything in the cgroup (v2: cgroup.kill; v1: SIGKILL each member, a few passes to catch what
+        was forked meanwhile). Not waited for: the processes leave the cgroup as the kernel reaps them, and
+        ``sweep`` removes it once empty."""
         if self.mode == "v2":
             with contextlib.suppress(OSError):
                 (self.mem / "cgroup.kill").write_text("1")
-        for _ in range(50):
-            members = self.members()
-            if not members:
-                return
-            for pid in members:
+        for _ in range(3):
+            for pid in self.members():
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-            time.sleep(0.002)
 
     def remove(self) -> None:
         if self._peak_fd is not None:
@@ -308,6 +329,17 @@ def sweep() -> None:
             _STALE.remove(folder)
         except OSError:
             pass
+
+
+def _remove_orphans() -> None:
+    """Empty call cgroups left by a grading process that was killed before it could remove them."""
+    for controller in ("memory", "pids", "cpuacct", ""):
+        parent = _own_cgroup(controller)
+        for folder in parent.glob("llmc-*-*") if parent else []:
+            pid = folder.name.split("-")[1]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 @atexit.register

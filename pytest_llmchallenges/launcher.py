@@ -111,6 +111,7 @@ class ForkServer:
         )
         child_end.close()
         self._exits: dict[int, int] = {}
+        self._forgotten: set[int] = set()
         atexit.register(self.close)
 
     @property
@@ -127,16 +128,20 @@ class ForkServer:
             raise ConnectionError("the sandbox fork server exited")
         msg = json.loads(data)
         if "exit" in msg:
-            self._exits[int(msg["exit"])] = int(msg["code"])
+            pid = int(msg["exit"])
+            if pid in self._forgotten:
+                self._forgotten.discard(pid)
+            else:
+                self._exits[pid] = int(msg["code"])
         return msg
 
     def launch(self, cwd: Path, env: dict[str, str], plan: dict | None = None) -> Launched:
         r_req, w_req = os.pipe()
         r_res, w_res = os.pipe()
         r_out, w_out = os.pipe()
-        msg = json.dumps({"cwd": str(cwd), "env": env, "isolate": plan}).encode()
+        order = json.dumps({"cwd": str(cwd), "env": env, "isolate": plan}).encode()
         try:
-            socket.send_fds(self._sock, [msg], [r_req, w_res, w_out])
+            socket.send_fds(self._sock, [order], [r_req, w_res, w_out])
         finally:
             for fd in (r_req, w_res, w_out):
                 os.close(fd)
@@ -159,8 +164,10 @@ class ForkServer:
         return [p for p in processes.children(self._proc.pid) if p != child.pid]
 
     def forget(self, child: Launched) -> None:
-        self.exit_code(child, 5)
-        self._exits.pop(child.pid, None)
+        """Drop a killed child without waiting for its exit (an isolated call's namespaces take a while to
+        tear down; the kernel does that while the next call starts, and the zygote reaps it)."""
+        if self._exits.pop(child.pid, None) is None:
+            self._forgotten.add(child.pid)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

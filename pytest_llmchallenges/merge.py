@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .challenges import CHALLENGE_NAMES, CHALLENGES
-from .report_view import capability_label, category, unanswered
-from .scoring import challenge_score, letter, overall_score
+from .report_view import capability_label, category, is_perf, unanswered
+from .scoring import NOT_SCORED, challenge_score, counted, letter, overall_score
 
 SCHEMA = "pytest-llmchallenges/report/2"
-NO_GRADE = "-"
 GRADED = ("passed", "failed")
 
 
@@ -213,7 +212,7 @@ def rescore(doc: dict[str, Any]) -> dict[str, Any]:
         by_category: Counter[str] = Counter()
         sums = Counter[str]()
         for c in sub.get("challenges") or []:
-            tests = c.get("tests") or []
+            tests = [t for t in c.get("tests") or [] if not is_perf(t)]  # correctness only, as in reports.py
             real = [t for t in tests if category(t) != "grader"]
             passed = sum(t.get("outcome") == "passed" for t in real)
             failed = sum(t.get("outcome") == "failed" for t in real)
@@ -230,20 +229,17 @@ def rescore(doc: dict[str, Any]) -> dict[str, Any]:
                 graded=passed + failed,
                 total=len(real),
                 score=0.0 if score is None else round(score, 6),
-                grade=NO_GRADE if score is None or status in ("missing", "n/a") else letter(score),
+                grade=NOT_SCORED if score is None or status in ("missing", "n/a") else letter(score),
             )
             c.setdefault("missing_capabilities", [])
             by_category.update(category(t) for t in tests if category(t))  # as reports.py counts them
             sums.update(passed=passed, failed=failed, skipped=skipped)
-            if status == "missing":
-                scored.append((c["difficulty"], 0.0 if mode == "all" else None))
-            elif status != "n/a":
-                scored.append((c["difficulty"], score))
+            scored.append((c["difficulty"], counted(status, score if status != "n/a" else None, mode)))
         overall = overall_score(scored)
         answered = sum(c["status"] != "missing" for c in sub.get("challenges") or [])
         sub.update(
             overall_score=0.0 if overall is None else round(overall, 6),
-            overall_grade=NO_GRADE if overall is None else letter(overall),
+            overall_grade=NOT_SCORED if overall is None else letter(overall),
             provisional=any(c["status"] == "partial" for c in sub.get("challenges") or []),
             coverage={"answered": answered, "total": total or len(sub.get("challenges") or [])},
             counts={

@@ -6,6 +6,7 @@ installed into environments that run other projects' tests and must not touch th
 
 from __future__ import annotations
 
+import itertools
 import math
 import traceback
 from collections.abc import Generator
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from _pytest._code.code import ReprEntryNative, ReprExceptionInfo, ReprFileLocation, ReprTraceback
 
-from . import capabilities, entrypoints, fixtures, reports
+from . import capabilities, entrypoints, fixtures, hooks, isolation, registry, reports
 from .challenges import CHALLENGE_NAMES, CHALLENGES, DIFFICULTIES
 from .grading import GradingFailure
 from .sandboxed import llmc_scan
@@ -48,7 +49,7 @@ OPTIONS: list[tuple[str, dict[str, Any], str | None, str]] = [
     ("fast", {"action": "store_true", "default": None}, "bool", "skip tests marked slow"),
     ("seed", {"default": None, "metavar": "N|random"}, None,
      "seed of every test's inputs (default 0: fixed inputs; 'random' draws one); recorded in the reports"),
-    ("isolation", {"default": None, "choices": ("auto", "strict", "off")}, None,
+    ("isolation", {"default": None, "metavar": "auto|strict|off"}, None,
      "auto: isolate as far as the host allows; strict: refuse to grade without full isolation; off"),
 ]  # fmt: skip
 HELP = {name: text for name, _, _, text in OPTIONS}
@@ -75,17 +76,57 @@ def _positive(value: Any) -> bool:
     return math.isfinite(number) and number > 0
 
 
+VALUE_OPTIONS = {
+    f"--llm-{name}" for name, kwargs, _, _ in OPTIONS if "action" not in kwargs or kwargs["action"] == "append"
+}
+
+
+def _check_separate_values(config: pytest.Config) -> None:
+    """pytest reads its rootdir, ini file and test paths before any plugin's options are known, so an option
+    value written apart from its option (``--llm-report /tmp/x.json``) can be taken there for a test path: the
+    run then collects or roots itself somewhere else and silently grades nothing, or without the project's
+    settings. Where that happened, it is a usage error naming the fix (``=``)."""
+    args = [str(a) for a in config.invocation_params.args]
+    stray = [(a, v) for a, v in itertools.pairwise(args) if a in VALUE_OPTIONS and not v.startswith("-")]
+    if not stray:
+        return
+    taken = {str(Path(a).resolve()) for a in config.args}
+    moved = False
+    try:  # what pytest would have chosen without the stray values (private API: no verdict if it changed)
+        from _pytest.config.findpaths import determine_setup
+
+        values = {v for _, v in stray}
+        root, ini, *_ = determine_setup(
+            inifile=config.option.inifilename,
+            override_ini=config.option.override_ini,
+            args=[a for a in args if not a.startswith("-") and a not in values],
+            rootdir_cmd_arg=config.option.rootdir or None,
+            invocation_dir=config.invocation_params.dir,
+        )
+        moved = (root, ini) != (config.rootpath, config.inipath)
+    except Exception:
+        pass
+    for option, value in stray:
+        if moved or str((config.invocation_params.dir / value).resolve()) in taken:
+            raise pytest.UsageError(
+                f"{option} {value}: write {option}={value} (with '='); pytest read {value!r} as a test path "
+                f"before this plugin's options were known (rootdir {config.rootpath})"
+            )
+
+
 def _check_options(config: pytest.Config) -> None:
     """Every value checked before anything runs: one line and a usage error (exit 4) for the first bad one."""
+    _check_separate_values(config)
     for name in ("timeout", "memory"):
         cli, ini = config.getoption(f"llm_{name}"), config.getini(f"llm_{name}")
         where, value = (f"--llm-{name}", cli) if cli is not None else (f"ini llm_{name}", ini)
         if value not in (None, "") and not _positive(value):
             raise pytest.UsageError(f"{where} {value!r}: must be a positive number")
-    cli, ini = config.getoption("llm_score"), config.getini("llm_score")
-    where, value = ("--llm-score", cli) if cli is not None else ("ini llm_score", ini)
-    if value not in ("", *SCORE_MODES):
-        raise pytest.UsageError(f"{where} {value!r}: must be one of {', '.join(SCORE_MODES)}")
+    for name, choices in (("score", SCORE_MODES), ("isolation", isolation.MODES)):
+        cli, ini = config.getoption(f"llm_{name}"), config.getini(f"llm_{name}")
+        where, value = (f"--llm-{name}", cli) if cli is not None else (f"ini llm_{name}", ini)
+        if value not in ("", *choices):
+            raise pytest.UsageError(f"{where} {value!r}: must be one of {', '.join(choices)}")
     where = "--llm-report" if config.getoption("llm_report") else "ini llm_report"
     for target in _report_targets(config):
         reason = reports.check_target(target)
@@ -121,7 +162,18 @@ def _register_fixtures(config: pytest.Config) -> None:
         config.pluginmanager.register(fixtures, "llmchallenges-fixtures")
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+_REGISTRY = pytest.StashKey[registry.Registry]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    try:  # third-party challenges first: they are markers, suites and report columns like the built-in ones
+        config.stash[_REGISTRY] = registry.load(config.hook)
+    except registry.RegistryError as exc:
+        raise pytest.UsageError(str(exc)) from None
     for difficulty in DIFFICULTIES:
         names = ", ".join(c.name for c in CHALLENGES.values() if c.difficulty == difficulty)
         config.addinivalue_line("markers", f"{difficulty}: challenges of difficulty {difficulty} ({names})")
@@ -140,7 +192,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Grader(config, submissions), _GRADER)
     _register_fixtures(config)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
-        config.args = [str(SUITES_DIR)]
+        config.args = [str(SUITES_DIR), *map(str, registry.suite_paths())]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _REGISTRY in config.stash:  # a run's registrations end with it (pytester runs many in one process)
+        config.stash[_REGISTRY].clear()
 
 
 def _state(config: pytest.Config) -> Grader | None:
@@ -180,7 +237,8 @@ def parse_notes(submissions: list[Submission]) -> list[str]:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
-    if SUITES_DIR in file_path.parents:  # a suite collected by path, without a submission: it skips cleanly
+    # a suite collected by path, without a submission: it skips cleanly
+    if SUITES_DIR in file_path.parents or registry.is_suite(file_path):
         _register_fixtures(parent.config)
 
 
@@ -206,6 +264,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         item.add_marker(CHALLENGES[name].difficulty)
         item.add_marker(name)
+        for cap in CHALLENGES[name].needs:  # a registered challenge's capability needs
+            item.add_marker(cap)
         if has_timeout_plugin and item.get_closest_marker("timeout") is None:
             # a safety net over the per-call limits: no grading test can hang the session
             item.add_marker(pytest.mark.timeout(TEST_TIMEOUT_CALLS * CHALLENGES[name].timeout))
@@ -270,6 +330,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if name is None or sub is None:
         return report
     category, message, capability, detail = _classify(report, call)
+    if report.skipped and (missing := sub.missing_reason(name)):  # a capability skip of an unanswered challenge
+        category, message, capability = "missing", missing, ""
     if report.failed:
         report.longrepr = verdict_repr(f"[{category}] {message}", detail, item.location[:2])
     final = item.stash.get(_FINAL, ("passed", "", "", ""))
@@ -289,6 +351,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         ("message", message),
         ("llm_outcome", outcome),
         ("llm_capability", capability),
+        ("llm_perf", item.get_closest_marker("perf") is not None),  # efficiency: never a correctness count
         ("llm_test", getattr(item, "originalname", item.name)),
         ("llm_path", str(sub.path)),
     ]
@@ -315,6 +378,7 @@ def _record(report: pytest.TestReport, props: dict[str, Any], **override: str) -
         message=str(fields["message"]),
         capability=str(props.get("llm_capability", "")),
         efficiency=efficiency,
+        perf=bool(props.get("llm_perf", False)),
     )
 
 
@@ -327,7 +391,20 @@ class Grader:
         self.records: dict[str, reports.TestRecord] = {}
         self.seen: dict[str, dict[str, Any]] = {}  # a graded test's properties, from its first phase's report
         self.incomplete = False
+        self.interrupted = False
         self.write_errors: list[str] = []
+        self.collect_faults: list[dict[str, str]] = []  # suites that failed collection for the grader's fault
+        self.data: dict[str, Any] | None = None
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        text = str(report.longrepr) if report.failed else ""
+        line = next((ln.strip() for ln in text.splitlines() if "grader fault" in ln), "")
+        if line:
+            self.collect_faults.append({"nodeid": report.nodeid, "message": _one_line(line.removeprefix("E   "))})
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        # pytest stops on collection errors with a KeyboardInterrupt of its own: not the user's
+        self.interrupted = not isinstance(excinfo.value, pytest.Session.Interrupted)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -362,47 +439,54 @@ class Grader:
 
     def run_info(self) -> dict[str, Any]:
         """What the run was: two runs on machines with different capabilities differ here."""
-        seed = self.config.getoption("llm_seed", None)
+        entry = isolation.run_entry(self.config)
         return {
             "capabilities": capabilities.present(),
-            "isolation": str(self.config.getoption("llm_isolation", None) or "default"),
-            "seed": int(seed) if seed not in (None, "") else None,
+            "isolation": str(entry["isolation"]).removeprefix("isolation: "),
+            "seed": entry["seed"],
             "incomplete": self.incomplete,
         }
 
     def report(self) -> dict | None:
         if hasattr(self.config, "workerinput") or not self.records:
             return None
-        return reports.build(self.submissions, list(self.records.values()), score_mode(self.config), self.run_info())
+        records = list(self.records.values())
+        return reports.build(self.submissions, records, score_mode(self.config), self.run_info(), self.collect_faults)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if hasattr(self.config, "workerinput"):
             return
         self.incomplete = bool(session.shouldstop or session.shouldfail) or exitstatus == pytest.ExitCode.INTERRUPTED
-        self.data = self.report()
-        if self.data is None:
-            return
+        self.data = data = self.report()
         for target in _report_targets(self.config):
             try:
-                reports.write(self.data, target)
+                if data is not None:
+                    reports.write(data, target)
             except (OSError, ValueError) as exc:
                 self.write_errors.append(f"ERROR: --llm-report {target}: {exc}")
-        if self.data["grader_faults"] and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            session.exitstatus = GRADER_FAULT_EXIT
-        elif self.write_errors and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        faults = self.data["grader_faults"] if self.data is not None else self.collect_faults
+        usual = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        if faults and (session.exitstatus in usual or (self.collect_faults and not self.interrupted)):
+            session.exitstatus = GRADER_FAULT_EXIT  # a collection error of ours (exit 2 otherwise) is ours too
+        elif self.write_errors and session.exitstatus in usual:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        data = getattr(self, "data", None)
-        if data is None:
+        data = self.data
+        if data is None and not self.collect_faults:
             return
         terminalreporter.section("LLM challenge grades")
-        for line in reports.terminal_lines(data, parse_notes(self.submissions)):
+        if data is not None:
+            lines = reports.terminal_lines(data, parse_notes(self.submissions))
+        else:
+            lines = ["nothing graded", *reports.fault_lines(self.collect_faults)]
+        for line in lines:
             terminalreporter.write_line(line, red=line.startswith("GRADER"))
-        if data["grader_faults"]:
+        faults = data["grader_faults"] if data is not None else self.collect_faults
+        if faults:
             terminalreporter.write_line(
-                f"exit status {GRADER_FAULT_EXIT}: the grader failed on {len(data['grader_faults'])} test(s); "
+                f"exit status {GRADER_FAULT_EXIT}: the grader failed on {len(faults)} test(s) or suite(s); "
                 "these were not charged to any model",
                 red=True,
             )

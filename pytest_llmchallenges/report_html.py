@@ -15,11 +15,11 @@ from .report_view import (
     BAND_COLOURS,
     ICONS,
     LEGEND,
-    OKABE_ITO,
     Cell,
     FailureLine,
     View,
     build_view,
+    clip,
     shorten,
     slug,
     summary,
@@ -27,9 +27,9 @@ from .report_view import (
 
 esc = html.escape
 WHITE = "#FFFFFF"
-MESSAGE = 180  # characters of a failure message shown; the whole message is the line's tooltip
 
 CSS = """
+/* black text on every band: at least 5:1 contrast on each Okabe-Ito colour used */
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1f2328;max-width:1350px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #d0d7de}
 h3{font-size:15px;margin:16px 0 4px} .meta{color:#57606a;font-size:13px;margin:0 0 12px}
@@ -47,12 +47,10 @@ td.absent{color:#8c959f} .legend{display:flex;flex-wrap:wrap;gap:6px 14px;font-s
 .fail{margin:2px 0 8px;padding-left:20px;font-size:13px;list-style:none} .fail li{margin:2px 0}
 .fail ul{padding-left:18px;list-style:disc} .cat{font-weight:600}
 .count{display:inline-block;background:#1f2328;color:#fff;border-radius:9px;padding:0 6px;font-size:11px}
+td.e{font-size:12px;max-width:210px;text-align:center} .review{font-size:14px}
+figure{margin:8px 0} figcaption{font-size:13px;font-weight:600;margin-bottom:4px}
 .ng{color:#57606a} code{font-size:12px} .tests{color:#57606a;font-size:12px}
 """
-
-
-def _text_colour(band: str) -> str:
-    return "#fff" if band in ("F",) else "#000"
 
 
 def _cell_td(c: Cell) -> str:
@@ -60,7 +58,7 @@ def _cell_td(c: Cell) -> str:
     cls = f"c {c.state}" if c.state in ("missing", "absent") else "c"
     text = esc(c.text)
     body = f"<a href='#{esc(c.anchor)}'>{text}</a>" if c.anchor else text
-    style = "" if c.state in ("missing", "absent") else f" style='background:{bg};color:{_text_colour(c.band)}'"
+    style = "" if c.state in ("missing", "absent") else f" style='background:{bg}'"
     return f"<td class='{cls}'{style} title='{esc(c.title)}'>{body}</td>"
 
 
@@ -85,7 +83,7 @@ def _ranking(view: View) -> str:
             f"<tr><td class='num'>{r.rank}</td><th class='m' title='{esc(r.name)}'>"
             f"<a href='#{esc(slug(r.name))}'>{esc(r.name)}</a></th>"
             f"<td class='num'>{r.score:.3f}</td>"
-            f"<td class='grade' style='background:{colour};color:{_text_colour(r.grade[:1])}'>{esc(r.grade)}</td>"
+            f"<td class='grade' style='background:{colour}'>{esc(r.grade)}</td>"
             f"<td class='num'>{esc(r.coverage)}{prov}</td>"
             f"<td class='num'>{r.passed}</td><td class='num'>{r.failed}</td>"
         )
@@ -143,7 +141,31 @@ def _score_chart(view: View) -> str:
         parts.append(f"<line x1='{x}' y1='0' x2='{x}' y2='{axis_y}' stroke='#8c959f' stroke-dasharray='2,3'/>")
         parts.append(f"<text x='{x}' y='{axis_y + 12}' font-size='10' text-anchor='middle'>{t:g}</text>")
     parts.append("</svg>")
-    return "".join(parts)
+    return _figure("Overall score per model", "".join(parts))
+
+
+# Models in the efficiency chart: colours the grade bands do not use first, and a shape each, so that two
+# models never differ by colour alone.
+MODEL_COLOURS = ("#0072B2", "#CC79A7", "#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#F0E442")
+
+
+def _marker(j: int, cx: float, cy: float, inner: str) -> str:
+    colour = MODEL_COLOURS[j % len(MODEL_COLOURS)]
+    style = f"fill='{colour}' stroke='#1f2328' stroke-width='0.5'"
+    shape = j % 4
+    if shape == 0:
+        return f"<circle cx='{cx:.1f}' cy='{cy}' r='5' {style}>{inner}</circle>"
+    if shape == 1:
+        return f"<rect x='{cx - 4.5:.1f}' y='{cy - 4.5}' width='9' height='9' {style}>{inner}</rect>"
+    if shape == 2:
+        pts = f"{cx:.1f},{cy - 6} {cx + 6:.1f},{cy} {cx:.1f},{cy + 6} {cx - 6:.1f},{cy}"
+    else:
+        pts = f"{cx:.1f},{cy - 6} {cx + 5.5:.1f},{cy + 4.5} {cx - 5.5:.1f},{cy + 4.5}"
+    return f"<polygon points='{pts}' {style}>{inner}</polygon>"
+
+
+def _figure(caption: str, body: str) -> str:
+    return f"<figure><figcaption>{esc(caption)}</figcaption>{body}</figure>"
 
 
 def _efficiency_chart(view: View) -> str:
@@ -161,7 +183,7 @@ def _efficiency_chart(view: View) -> str:
     def x(v: float) -> float:
         return left + width * (math.log10(v) - math.log10(lo)) / span
 
-    height = h * len(challenges) + 40
+    height = h * len(challenges) + 20
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{left + width + 30}' height='{height}' role='img'>"]
     parts.append("<title>speed-up over the baseline per challenge (log scale; right of 1x is faster)</title>")
     for i, c in enumerate(challenges):
@@ -170,12 +192,8 @@ def _efficiency_chart(view: View) -> str:
         parts.append(f"<line x1='{left}' y1='{y}' x2='{left + width}' y2='{y}' stroke='#eaeef2'/>")
         for j, m in enumerate(models):
             if c in view.speedups[m]:
-                colour = OKABE_ITO[j % len(OKABE_ITO)]
-                cx = x(view.speedups[m][c])
-                parts.append(
-                    f"<circle cx='{cx:.1f}' cy='{y}' r='5' fill='{colour}' stroke='#1f2328' stroke-width='0.5'>"
-                    f"<title>{esc(m)}: {view.speedups[m][c]:.3g}x</title></circle>"
-                )
+                label = f"<title>{esc(m)}: {view.speedups[m][c]:.3g}x</title>"
+                parts.append(_marker(j, x(view.speedups[m][c]), y, label))
     axis_y = h * len(challenges) + 2
     ticks = [t for t in (0.01, 0.1, 1, 10, 100, 1000) if lo <= t <= hi]
     for t in ticks:
@@ -186,10 +204,10 @@ def _efficiency_chart(view: View) -> str:
         parts.append(f"<text x='{x(t):.1f}' y='{axis_y + 12}' font-size='10' text-anchor='middle'>{t:g}x</text>")
     parts.append("</svg>")
     key = "".join(
-        f"<span><span class='k' style='background:{OKABE_ITO[j % len(OKABE_ITO)]}'>&nbsp;</span>{esc(m)}</span>"
-        for j, m in enumerate(models)
+        f"<span><svg width='12' height='12'>{_marker(j, 6, 6, '')}</svg> {esc(m)}</span>" for j, m in enumerate(models)
     )
-    return "".join(parts) + f"<div class='legend'>{key}</div>"
+    caption = "Speed-up over the baseline (log scale; right of 1x is faster)"
+    return _figure(caption, "".join(parts) + f"<div class='legend'>{key}</div>")
 
 
 def _efficiency(view: View) -> str:
@@ -199,12 +217,15 @@ def _efficiency(view: View) -> str:
     rows = []
     for r in view.ranking:
         figs = view.efficiency.get(r.name, {})
-        cells = "".join(f"<td class='c'>{esc(figs.get(c, '–'))}</td>" for c, _ in view.challenges)
+        notes = view.efficiency_notes.get(r.name, {})
+        cells = "".join(
+            f"<td class='e' title='{esc(notes.get(c, ''))}'>{esc(figs.get(c, '–'))}</td>" for c, _ in view.challenges
+        )
         rows.append(f"<tr><th class='m'>{esc(r.name)}</th>{cells}</tr>")
     return (
         "<h2>Efficiency</h2><p class='meta'>Measured beside correctness, never part of the grade. "
         "⚑: flagged suspicious and re-checked.</p>"
-        f"<table class='matrix'>{head}{''.join(rows)}</table>"
+        f"<table class='matrix eff'>{head}{''.join(rows)}</table>"
     )
 
 
@@ -218,8 +239,7 @@ def _line(f: FailureLine, skipped: bool = False, limit: int = 3) -> str:
     cls = " class='ng'" if skipped else ""
     where = f"{esc(f.challenge)} · " if f.challenge else ""
     cat = f"<span class='cat'>{esc(f.category or 'skipped')}</span>"
-    message = f.message if len(f.message) <= MESSAGE else f.message[: MESSAGE - 1] + "…"
-    return f"<li{cls} title='{esc(f.message)}'>{count}{where}{cat}: {esc(message)} — {names}</li>"
+    return f"<li{cls} title='{esc(f.message)}'>{count}{where}{cat}: {esc(clip(f.message))} — {names}</li>"
 
 
 def _bare(f: FailureLine) -> FailureLine:
@@ -250,15 +270,15 @@ def to_html(data: dict[str, Any]) -> str:
         items = "".join(_line(f) for f in view.grader_faults)
         faults = f"<h2>Grader faults (never charged to a model)</h2><ul class='fail'>{items}</ul>"
     review = "".join(f"<li><b>{esc(c)}</b>: {esc(item)}</li>" for c, item in view.review)
-    runs = f" · merged from {esc(', '.join(view.runs))}" if view.runs else ""
     charts = _score_chart(view) + _efficiency_chart(view)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>LLM challenge grades</title>
 <style>{CSS}</style></head><body>
 <h1>LLM challenge grades</h1>
-<p class="meta">{esc(view.run_line)}{runs}</p>
+<p class="meta">{esc(view.run_line)}</p>
 <h2>Ranking</h2>
-<div class="charts">{_ranking(view)}{charts}</div>
+{_ranking(view)}
+<div class="charts">{charts}</div>
 <h2>Matrix</h2>
 {_matrix(view)}
 {_efficiency(view)}
@@ -266,7 +286,7 @@ def to_html(data: dict[str, Any]) -> str:
 {_failures(view)}
 <h2>Not graded: needs review</h2>
 <p class="meta">What the prompts ask for that no test can judge; read these parts of each submission yourself.</p>
-<ul>{review}</ul>
+<ul class="review">{review}</ul>
 <p class="meta">schema {esc(view.schema)}</p>
 </body></html>
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .report_view import ICONS, LEGEND, FailureLine, View, build_view, shorten, summary
+from .report_view import ICONS, LEGEND, FailureLine, View, build_view, clip, shorten, summary
 
 
 def _md(text: str) -> str:
@@ -55,7 +55,7 @@ def _line(f: FailureLine, indent: str = "", limit: int = 3) -> str:
     count = f"×{len(f.tests)} " if len(f.tests) > 1 else ""
     where = f"{f.challenge} · " if f.challenge else ""
     tests = f"`{f.tests[0]}`" if len(f.tests) == 1 else _md(shorten(f.tests, limit))
-    return f"{indent}- {count}{_md(where)}**{f.category or 'skipped'}**: {_md(f.message)} — {tests}"
+    return f"{indent}- {count}{_md(where)}**{f.category or 'skipped'}**: {_md(clip(f.message))} — {tests}"
 
 
 def _failures(view: View) -> list[str]:
@@ -78,7 +78,7 @@ def to_markdown(data: dict[str, Any]) -> str:
     view = build_view(data)
     out = ["# LLM challenge grades", ""]
     if view.run_line:
-        out += [view.run_line + (f"; merged from {', '.join(view.runs)}" if view.runs else ""), ""]
+        out += [view.run_line, ""]
     out += ["## Ranking", "", *_ranking(view), "", "## Matrix", "", *_matrix(view), ""]
     out += _efficiency(view)
     if view.grader_faults:

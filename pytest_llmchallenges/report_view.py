@@ -13,10 +13,10 @@ from typing import Any
 
 from . import capabilities
 from .challenges import CHALLENGE_NAMES, CHALLENGES
+from .scoring import is_efficiency, is_unanswered
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies. Grade bands go green -> vermillion;
 # the non-graded states are also told apart by a word and an icon, never by shade alone.
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
 BAND_COLOURS = {
     "A": "#009E73",  # bluish green
     "B": "#56B4E9",  # sky blue
@@ -105,9 +105,9 @@ class View:
     failures: list[ModelFailures]
     grader_faults: list[FailureLine]
     efficiency: dict[str, dict[str, str]]  # model -> challenge -> short figure ("" when none)
+    efficiency_notes: dict[str, dict[str, str]]  # model -> challenge -> reason or figures (tooltip)
     speedups: dict[str, dict[str, float]]  # model -> challenge -> speed-up over the baseline (>1: faster)
     review: list[tuple[str, str]]  # (challenge, what no test judges): needs a person
-    runs: list[str]
 
 
 def _num(value: Any, default: float = 0.0) -> float:
@@ -155,8 +155,12 @@ def category(test: dict[str, Any]) -> str:
 
 def unanswered(tests: list[dict[str, Any]]) -> bool:
     """No folder: every test that this machine could run says "missing" (the others lack a capability)."""
-    cats = [category(t) for t in tests]
-    return "missing" in cats and all(c in ("missing", "capability") for c in cats)
+    return is_unanswered([category(t) for t in tests])
+
+
+def is_perf(test: dict[str, Any]) -> bool:
+    """An efficiency measurement: its skips are the efficiency table's n/a, with their reason, not failures."""
+    return is_efficiency(str(test.get("nodeid") or "")) or str(test.get("test")) == "test_efficiency"
 
 
 def _is_grader(test: dict[str, Any]) -> bool:
@@ -239,7 +243,8 @@ def model_failures(sub: dict[str, Any]) -> ModelFailures:
             cat = str(t.get("category") or "failed")
             counts[cat] = counts.get(cat, 0) + 1
         failed += _collapse(cname, bad)
-        not_graded += _collapse(cname, [t for t in tests if t.get("outcome") == "skipped"])
+        skipped = [t for t in tests if t.get("outcome") == "skipped" and not is_perf(t)]
+        not_graded += _collapse(cname, skipped)
     if missing:  # one line for all of them: a missing challenge is not ten identical "no submission" lines
         not_graded.insert(0, FailureLine("", "missing", "no folder for these challenges", tuple(missing)))
     categories = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -256,31 +261,48 @@ def _figure_value(value: Any) -> Any:
 
 
 def speedup(figures: dict[str, Any]) -> float | None:
-    """Speed-up over the baseline (>1: faster): ``speedup``, else the inverse of a time ``ratio``."""
+    """Speed-up over the baseline (>1: faster): ``speedup``, else the inverse of a time ratio (``vs_baseline``,
+    the efficiency suite's, or ``ratio``): submission time / baseline time, below 1 is faster."""
     s = _figure_value(figures.get("speedup"))
-    if isinstance(s, int | float) and s > 0:
+    if isinstance(s, int | float) and not isinstance(s, bool) and s > 0:
         return float(s)
-    r = _figure_value(figures.get("ratio"))
-    if isinstance(r, int | float) and r > 0:
-        return 1.0 / float(r)
+    for key in ("vs_baseline", "ratio"):
+        r = _figure_value(figures.get(key))
+        if isinstance(r, int | float) and not isinstance(r, bool) and r > 0:
+            return 1.0 / float(r)
     return None
 
 
+def faster(figures: Any) -> bool | None:
+    """Faster than its baseline: the suite's ``faster_than_baseline``, else the speed-up; None: no baseline."""
+    if not isinstance(figures, dict):
+        return None
+    if isinstance(figures.get("faster_than_baseline"), bool):
+        return bool(figures["faster_than_baseline"])
+    s = speedup(figures)
+    return None if s is None else s > 1.0
+
+
+_NOT_FIGURES = ("suspicious", "reason", "run", "faster_than_baseline")
+
+
 def figure_label(figures: Any) -> str:
-    """The short figure a cell shows: the efficiency entry's own ``label``, else its speed-up, else one figure."""
+    """The short text a cell shows: the entry's own ``label`` or ``summary``, else its speed-up, else one figure."""
     if isinstance(figures, str):
         return figures
     if not isinstance(figures, dict) or not figures:
         return ""
     mark = "⚑ " if figures.get("suspicious") else ""
-    if isinstance(figures.get("label"), str):
-        return mark + figures["label"]
+    for key in ("label", "summary"):
+        if isinstance(figures.get(key), str):
+            text = str(figures[key])
+            return text if "suspicious" in text else mark + text
     s = speedup(figures)
     if s is not None:
         return f"{mark}{s:.2g}x baseline"
     for key, value in figures.items():
         v = _figure_value(value)
-        if isinstance(v, bool) or key == "suspicious":
+        if isinstance(v, bool) or key in _NOT_FIGURES:
             continue
         if isinstance(v, int | float):
             return f"{mark}{key} {v:.3g}"
@@ -307,28 +329,53 @@ def _efficiency(subs: list[dict[str, Any]]) -> tuple[dict[str, dict[str, str]], 
     return labels, speeds
 
 
-def _fast_p(sub: dict[str, Any], speeds: dict[str, float]) -> tuple[int, int]:
-    """fast_p in KernelBench's spirit, p = 1: correct (every graded test passes) and faster than the baseline."""
+def _efficiency_of(sub: dict[str, Any]) -> dict[str, Any]:
+    eff = sub.get("efficiency")
+    return eff if isinstance(eff, dict) else {}
+
+
+def efficiency_note(sub: dict[str, Any], challenge: str) -> str:
+    """Why a figure is missing ("reason"), or the figures behind a short label, for a tooltip."""
+    eff = _efficiency_of(sub)
+    figures = eff.get(challenge)
+    if not isinstance(figures, dict):
+        return ""
+    if figures.get("reason"):
+        return str(figures["reason"])
+    shown = [f"{k} {v}" for k, v in figures.items() if k not in ("summary", "label") and not isinstance(v, dict)]
+    return ", ".join(shown)
+
+
+def _fast_p(sub: dict[str, Any]) -> tuple[int, int]:
+    """fast_p in KernelBench's spirit, p = 1: correct (every graded test passes) and faster than the baseline,
+    over the challenges that have a baseline to compare with."""
     correct = {
         c.get("name")
         for c in sub.get("challenges") or []
         if c.get("status") in ("graded", "partial", None) and _int(c.get("failed")) == 0 and _int(c.get("passed"))
     }
-    return sum(1 for c, s in speeds.items() if c in correct and s > 1.0), len(speeds)
+    eff = _efficiency_of(sub)
+    verdicts = {c: faster(f) for c, f in eff.items()}
+    compared = [c for c, v in verdicts.items() if v is not None]
+    return sum(1 for c in compared if verdicts[c] and c in correct), len(compared)
 
 
-def _run_line(data: dict[str, Any]) -> str:
-    run = data.get("run") or {}
-    if not isinstance(run, dict) or not run:
-        return ""
+def _machine(run: dict[str, Any]) -> str:
     caps = run.get("capabilities") or {}
     have = ", ".join(sorted(k for k, v in caps.items() if v)) or "none"
     lacking = ", ".join(sorted(k for k, v in caps.items() if not v))
-    parts = [f"capabilities: {have}"]
-    if lacking:
-        parts.append(f"lacking: {lacking}")
-    if run.get("isolation"):
-        parts.append(f"isolation: {run['isolation']}")
+    text = f"capabilities: {have}" + (f"; lacking: {lacking}" if lacking else "")
+    return text + (f"; isolation: {run['isolation']}" if run.get("isolation") else "")
+
+
+def _run_line(data: dict[str, Any]) -> str:
+    """Where the verdicts were made: the machine, or each merged run's machine."""
+    run = data.get("run") or {}
+    if not isinstance(run, dict) or not run:
+        return ""
+    runs = [r for r in data.get("runs") or [] if isinstance(r, dict)]
+    merged = ", ".join(f"{r.get('run')} ({_machine(r)})" for r in runs)
+    parts = [f"merged from {merged}" if runs else _machine(run)]
     if run.get("score_mode"):
         parts.append(f"score mode: {run['score_mode']}")
     if run.get("provisional"):
@@ -341,7 +388,7 @@ def build_view(data: dict[str, Any]) -> View:
     subs = [s for s in data.get("submissions") or [] if isinstance(s, dict)]
     challenges = challenge_list(data)
     labels, speeds = _efficiency(subs)
-    fast = {str(s.get("name")): _fast_p(s, speeds.get(str(s.get("name")), {})) for s in subs}
+    fast = {str(s.get("name")): _fast_p(s) for s in subs}
     eff_order = sorted(
         (n for n in fast if fast[n][1]),
         key=lambda n: (-fast[n][0], -_geomean(speeds.get(n, {}).values()), n),
@@ -380,7 +427,6 @@ def build_view(data: dict[str, Any]) -> View:
         if isinstance(f, dict)
     ]
     review = [(c, item) for c, _ in challenges if c in CHALLENGES for item in CHALLENGES[c].not_graded]
-    runs = [str(r.get("run") or r.get("file")) for r in data.get("runs") or [] if isinstance(r, dict)]
     return View(
         schema=str(data.get("schema", "?")),
         run_line=_run_line(data),
@@ -390,15 +436,24 @@ def build_view(data: dict[str, Any]) -> View:
         failures=[model_failures(s) for s in subs],
         grader_faults=faults,
         efficiency=labels,
+        efficiency_notes={
+            str(s.get("name")): {c: efficiency_note(s, c) for c, _ in challenges} for s in subs if s.get("efficiency")
+        },
         speedups=speeds,
         review=review,
-        runs=runs,
     )
 
 
 def _geomean(values: Any) -> float:
     vals = [v for v in values if v > 0]
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else 0.0
+
+
+MESSAGE = 180  # characters of a failure message a report line shows; the JSON (and the HTML tooltip) has it all
+
+
+def clip(message: str, limit: int = MESSAGE) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
 def shorten(names: tuple[str, ...], limit: int = 3) -> str:

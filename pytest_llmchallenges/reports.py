@@ -14,7 +14,16 @@ from typing import Any
 
 from .capabilities import LABELS, NAMES
 from .challenges import CHALLENGE_NAMES, CHALLENGES
-from .scoring import NOT_SCORED, SCORE_MODES, challenge_score, counted, letter, overall_score
+from .scoring import (
+    NOT_SCORED,
+    SCORE_MODES,
+    challenge_score,
+    counted,
+    is_efficiency,
+    is_unanswered,
+    letter,
+    overall_score,
+)
 from .submissions import Submission
 
 SCHEMA = "pytest-llmchallenges/report/2"
@@ -33,10 +42,16 @@ class TestRecord:
     message: str
     capability: str = ""  # the capability a "capability" skip lacks (capabilities.LABELS' keys)
     efficiency: dict[str, Any] = field(default_factory=dict)  # figures attached as "llm_efficiency"
+    perf: bool = False  # an efficiency measurement (marker perf): its figures are reported, never counted
+
+
+def _perf(record: TestRecord) -> bool:
+    """An efficiency measurement (marker ``perf``, or an efficiency suite): listed, never counted."""
+    return record.perf or is_efficiency(record.nodeid)
 
 
 def _status(records: list[TestRecord], graded: int, caps: list[str]) -> str:
-    if records and all(r.category == "missing" for r in records):
+    if is_unanswered([r.category for r in records]):
         return "missing"
     if caps:
         return "partial"
@@ -45,12 +60,15 @@ def _status(records: list[TestRecord], graded: int, caps: list[str]) -> str:
 
 def _challenge_entry(name: str, records: list[TestRecord], missing_reason: str | None) -> dict[str, Any]:
     """One challenge of one submission. No records at all: missing when the folder says so, else n/a (not run)."""
-    tests = sorted(records, key=lambda r: r.nodeid)
+    everything = sorted(records, key=lambda r: r.nodeid)
+    tests = [r for r in everything if not _perf(r)]  # correctness only: efficiency is its own axis
     passed = sum(r.outcome == "passed" for r in tests)
     failed = sum(r.outcome == "failed" and r.category != "grader" for r in tests)  # a grader fault is ours
     skipped = sum(r.outcome == "skipped" for r in tests)
-    caps = sorted({r.capability for r in tests if r.category == "capability" and r.capability})
-    status = _status(tests, passed + failed, caps) if tests or missing_reason is None else "missing"
+    caps = (
+        [] if missing_reason else sorted({r.capability for r in tests if r.category == "capability" and r.capability})
+    )
+    status = "missing" if missing_reason else _status(tests, passed + failed, caps)  # the folder decides
     score = challenge_score(passed, failed) if status in ("graded", "partial") else None
     labels = ", ".join(LABELS.get(c, f"no {c}") for c in caps)
     return {
@@ -75,7 +93,7 @@ def _challenge_entry(name: str, records: list[TestRecord], missing_reason: str |
                 "message": r.message,
                 "run": None,
             }
-            for r in tests
+            for r in everything
         ],
     }
 
@@ -92,13 +110,14 @@ def _efficiency(records: list[TestRecord]) -> dict[str, dict[str, Any]]:
 def _submission_entry(sub: Submission, records: list[TestRecord], names: list[str], mode: str) -> dict[str, Any]:
     mine = [r for r in records if r.submission == sub.name]
     challenges = [_challenge_entry(c, [r for r in mine if r.challenge == c], sub.missing_reason(c)) for c in names]
+    perf = {r.nodeid for r in mine if _perf(r)}
     overall = overall_score(
         [(c["difficulty"], counted(c["status"], c["score"] if c["graded"] else None, mode)) for c in challenges]
     )
     by_category: dict[str, int] = {}
     for c in challenges:
         for t in c["tests"]:
-            if t["category"]:
+            if t["category"] and t["nodeid"] not in perf:
                 by_category[t["category"]] = by_category.get(t["category"], 0) + 1
     return {
         "name": sub.name,
@@ -124,6 +143,7 @@ def build(
     records: list[TestRecord],
     score_mode: str = "all",
     run: dict[str, Any] | None = None,
+    faults: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The report document (schema 2, report.schema.json). Submissions are ranked by overall score, best
     first, then by name; equal scores share a rank. The challenges are those the run collected."""
@@ -150,11 +170,10 @@ def build(
         },
         "challenges": [{"name": c, "difficulty": CHALLENGES[c].difficulty} for c in names],
         "submissions": entries,
-        "grader_faults": [
-            {"nodeid": r.nodeid, "message": r.message}
-            for r in sorted(records, key=lambda r: r.nodeid)
-            if r.category == "grader"
-        ],
+        "grader_faults": sorted(
+            [*(faults or []), *({"nodeid": r.nodeid, "message": r.message} for r in records if r.category == "grader")],
+            key=lambda f: f["nodeid"],
+        ),
     }
 
 
@@ -223,11 +242,15 @@ def terminal_lines(data: dict[str, Any], notes: list[str] | None = None) -> list
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines += footer_lines(data) + (notes or [])
-    faults = data.get("grader_faults", [])
-    if faults:
-        lines += ["", f"GRADER FAULTS ({len(faults)}): faults of the grader, not of the models; not scored"]
-        lines += [f"  {f['nodeid']}: {f['message']}" for f in faults]
-    return lines
+    return lines + fault_lines(data.get("grader_faults", []))
+
+
+def fault_lines(faults: list[dict[str, str]]) -> list[str]:
+    """The grader's own faults, in a block of their own: never charged to a model."""
+    if not faults:
+        return []
+    head = f"GRADER FAULTS ({len(faults)}): faults of the grader, not of the models; not scored"
+    return ["", head, *(f"  {f['nodeid']}: {f['message']}" for f in faults)]
 
 
 def _not_graded(columns: list[str]) -> list[tuple[str, str]]:
@@ -244,12 +267,6 @@ def to_html(data: dict[str, Any]) -> str:
     from .report_html import to_html as render
 
     return render(data)
-
-
-def _legacy_view(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1's "score"/"grade" keys beside schema 2's, for renderers not yet moved to schema 2."""
-    subs = [{"score": s["overall_score"], "grade": s["overall_grade"], **s} for s in data["submissions"]]
-    return {**data, "submissions": subs}
 
 
 def check_target(path: Path) -> str | None:
@@ -271,9 +288,9 @@ def write(data: dict[str, Any], path: Path) -> None:
     if suffix == ".json":
         text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     elif suffix == ".md":
-        text = to_markdown(_legacy_view(data))
+        text = to_markdown(data)
     elif suffix in (".html", ".htm"):
-        text = to_html(_legacy_view(data))
+        text = to_html(data)
     else:
         raise ValueError("unknown report format; use a .json, .md or .html file name")
     path.write_text(text)

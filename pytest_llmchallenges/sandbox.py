@@ -11,12 +11,15 @@ comes from the kernel (the call's cgroup), and everything the child started is k
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import isolation, launcher, processes
+from . import isolation, launcher, processes, registry
 from .grading import GradingFailure
 from .sandboxed import llmc_entry, llmc_isolate, llmc_wire
 
@@ -33,6 +36,7 @@ DEFAULT_MEMORY_LIMIT = 4 << 30
 OUTPUT_TAIL = 4000
 _POLL = 0.02
 MIN_RESULT_BOUND = 64 << 20
+SETUP_SECONDS = 10
 _ENV_NAMES = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM"}
 _ENV_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "CUPY_", "NUMBA_", "XLA_", "MLX_")
 
@@ -56,6 +60,7 @@ class CallResult:
     attribution: str | None = None
     confinement: str = ""
     skipped: list[str] = field(default_factory=list)
+    cpu_seconds: float | None = None  # CPU time of the call's whole process tree (the cgroup's), start-up included
     # efficiency laps: per driver mark, the parent's clock on receipt and on release, VmRSS and VmHWM then
     marks: list[dict[str, float]] = field(default_factory=list)
 
@@ -66,19 +71,46 @@ class _OutputTail:
     def __init__(self, stream: Any) -> None:
         self.total = 0
         self._tail = bytearray()
+        self._fd = stream.fileno()
+        self._reading = False
         self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
         self._thread.start()
 
     def _drain(self, stream: Any) -> None:
         with contextlib.suppress(OSError, ValueError):
-            while chunk := os.read(stream.fileno(), 1 << 16):
+            while True:
+                self._reading = False
+                select.select([self._fd], [], [])
+                self._reading = True
+                chunk = os.read(self._fd, 1 << 16)
+                if not chunk:
+                    return
                 self.total += len(chunk)
                 self._tail += chunk
                 if len(self._tail) > 4 * OUTPUT_TAIL:
                     del self._tail[:-OUTPUT_TAIL]
 
-    def text(self) -> str:
-        self._thread.join(0.5)
+    def _drained(self) -> bool:
+        """Everything written so far has been taken in (the pipe is empty and the drain is waiting)."""
+        try:
+            pending = struct.unpack("i", fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return not self._thread.is_alive()
+        return pending == 0 and not self._reading
+
+    def text(self, eof: bool = True) -> str:
+        """The tail; with ``eof`` False, as soon as what the child wrote before now is in (a child that has sent
+        its result has written all it will be graded with; waiting for every process to exit costs a
+        namespace's teardown)."""
+        deadline = time.monotonic() + 0.5
+        if eof:
+            self._thread.join(0.5)
+        while not eof and time.monotonic() < deadline and self._thread.is_alive():
+            if self._drained():
+                time.sleep(0.001)
+                if self._drained():
+                    break
+            time.sleep(0.001)
         tail = bytes(self._tail[-OUTPUT_TAIL:]).decode("utf-8", "replace")
         cut = self.total - len(tail.encode())
         return (f"[... {cut} earlier bytes of output not kept ...]\n" if cut > 0 else "") + tail
@@ -138,8 +170,8 @@ class _Meter:
 
     def __init__(self, pid: int, cgroup: isolation.CallCgroup | None, isolated: bool) -> None:
         self.pid, self.cgroup, self.isolated = pid, cgroup, isolated
-        self.measuring = False
-        self.baseline = self.tree_base = self.tree_max = 0
+        self.measuring = self.sampled = False
+        self.baseline = self.tree_base = self.tree_max = self.highest = 0
         self.server = pid
         self.source = f"cgroup {cgroup.mode}" if cgroup else "/proc samples"
 
@@ -154,9 +186,15 @@ class _Meter:
         return self.pid
 
     def start(self) -> None:
-        if self.cgroup is not None:
-            self.cgroup.reset_peak()
+        """Start (or restart, at an efficiency mark) a measurement; a restart never forgets an earlier peak, so
+        a child that forges a mark frame after freeing a large allocation hides nothing from ``peak()``."""
+        if self.measuring:
+            self.highest = max(self.highest, self.extra())
+        if self.cgroup is not None and self.cgroup.reset_peak():
             self.baseline = self.cgroup.peak()
+        elif self.cgroup is not None:  # a peak the kernel cannot reset: the cgroup's usage, sampled
+            self.sampled = True
+            self.baseline = self.tree_max = self.cgroup.usage()
         else:
             self.server = self._find_server()
             processes.reset_peak_rss(self.server)
@@ -165,14 +203,22 @@ class _Meter:
         self.measuring = True
 
     def sample(self) -> None:
-        if self.measuring and self.cgroup is None:
+        if self.measuring and self.sampled and self.cgroup is not None:
+            self.tree_max = max(self.tree_max, self.cgroup.usage())
+        elif self.measuring and self.cgroup is None:
             self.tree_max = max(self.tree_max, processes.tree_rss(self.pid))
 
     def extra(self) -> int:
+        if self.cgroup is not None and self.sampled:
+            return max(0, self.tree_max - self.baseline, self.cgroup.usage() - self.baseline)
         if self.cgroup is not None:
             return max(0, self.cgroup.peak() - self.baseline)
         hwm = processes.status_field(self.server, "VmHWM") or 0
         return max(0, hwm - self.baseline, self.tree_max - self.tree_base)
+
+    def peak(self) -> int:
+        """The largest increase over any measurement of the call."""
+        return max(self.highest, self.extra())
 
     def usage(self) -> int:
         return self.cgroup.usage() if self.cgroup is not None else processes.tree_rss(self.pid)
@@ -191,6 +237,7 @@ class Sandbox:
         confine: bool = True,
         override_timeout: float | None = None,
         isolation: str | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> None:
         self.challenge = challenge
         self.challenge_dir = Path(challenge_dir)
@@ -200,6 +247,13 @@ class Sandbox:
         self.confine = confine
         self.override_timeout = override_timeout  # the user's --llm-timeout beats a test's own limit
         self.isolation = isolation or os.environ.get("LLMC_ISOLATION", "auto")
+        self._note = note  # the test's report notes: entries of the folder the copy skipped, named once
+        self._noted = False
+
+    def _skipped(self, entries: list[str]) -> None:
+        if entries and self._note is not None and not self._noted:
+            self._noted = True
+            self._note(f"not copied into the sandbox: {', '.join(sorted(entries)[:10])}")
 
     def run(
         self,
@@ -210,6 +264,7 @@ class Sandbox:
         measure_memory: bool = False,
         peak_limit: int | None = None,
         result_bound: int | None = None,
+        import_grace: float = 0.0,
         **kwargs: Any,
     ) -> CallResult:
         """Call a driver function with the given arguments: an ``@entry`` function of a driver, or the name
@@ -219,6 +274,7 @@ class Sandbox:
         tree; the watchdog kills the tree as soon as it is exceeded, so a call that materialises what it must
         not fails fast. ``result_bound``: the largest result frame accepted (default: 64 MiB or four times
         the arrays passed in, whichever is larger).
+        ``import_grace``: seconds spent importing the submission that do not count against ``timeout``.
         """
         driver, function = llmc_entry.request(function, self.challenge)  # ValueError: the grader's fault
         key = str(self.challenge_dir.resolve())
@@ -252,8 +308,10 @@ class Sandbox:
                 cgroup = isolation.CallCgroup(host.cgroup, memory_limit + max(64 << 20, memory_limit // 4))
         bound = result_bound or max(MIN_RESULT_BOUND, 4 * _array_bytes((args, kwargs)))
         work = None
+        plan: dict | None
         try:
-            if host is not None and host.namespaces:
+            cuda_opt_out = not self.confine and os.environ.get("LLMC_CUDA_NAMESPACES", "1") == "0"
+            if host is not None and host.namespaces and not cuda_opt_out:
                 procs = cgroup.procs if cgroup else []
                 plan = isolation.plan(self.challenge_dir, memory_limit, not self.confine, procs)
                 request["writable"] = ["/tmp", "/dev/shm", llmc_isolate.ROOT_IN]
@@ -262,6 +320,7 @@ class Sandbox:
             else:
                 work = Path(tempfile.mkdtemp(prefix="llmc-"))
                 skipped = llmc_isolate.safe_copy(str(self.challenge_dir), str(work / "sub"))
+                self._skipped(skipped)
                 for d in ("tmp", "home"):
                     (work / d).mkdir()
                 request["writable"] = [str(work)]
@@ -270,7 +329,10 @@ class Sandbox:
                 env = _child_env(str(work / "home"), str(work / "tmp"))
                 plan = {"cgroups": cgroup.procs} if cgroup else None
                 cwd = work / "sub"
-            return self._run_in(cwd, env, plan, request, limit, memory_limit, peak_limit, cgroup, bound, skipped)
+            registry.open_driver(driver, request, plan)  # a third-party challenge's driver folder, only that
+            return self._run_in(
+                cwd, env, plan, request, limit, memory_limit, peak_limit, cgroup, bound, skipped, import_grace
+            )
         except GradingFailure as failure:
             if getattr(failure, "phase", "") == "import" and failure.category in ("timeout", "crash", "memory"):
                 _IMPORT_FAILURES[key] = failure
@@ -293,6 +355,7 @@ class Sandbox:
         cgroup: isolation.CallCgroup | None,
         bound: int,
         skipped: list[str],
+        grace: float = 0.0,
     ) -> CallResult:
         starter = launcher.launcher(env)
         child = starter.launch(cwd, env, plan)
@@ -301,8 +364,9 @@ class Sandbox:
             Path(f"/proc/{child.pid}/oom_score_adj").write_text("1000")
         watch = _Meter(child.pid, cgroup, isolated=bool(plan and "mountpoint" in plan))
         try:
-            result = self._supervise(child, output, request, timeout, memory_limit, peak_limit, watch, bound)
+            result = self._supervise(child, output, request, timeout, memory_limit, peak_limit, watch, bound, grace)
             result.skipped = sorted(set(skipped) | set(result.skipped))
+            self._skipped(result.skipped)
             return result
         finally:
             if cgroup is not None:
@@ -326,16 +390,21 @@ class Sandbox:
         peak_limit: int | None,
         meter: _Meter,
         bound: int,
+        grace: float = 0.0,
     ) -> CallResult:
         phase, confinement, skipped, peak = "start", "", [], None
         seen: set[str] = set()  # each protocol event counts once: a child that repeats one moves nothing
+        imported = 0.0  # time spent importing the submission, up to ``grace``, extends the deadline
+        import_since: float | None = None
         r_res, w_req = proc.r_res, proc.w_req
         marks: list[dict[str, float]] = []
         with contextlib.suppress(BrokenPipeError):  # a child that died at start-up is judged below
             llmc_wire.write_frame(w_req, request)
         os.set_blocking(r_res, False)
         reader = llmc_wire.FrameReader(bound)
-        deadline = time.monotonic() + timeout + 0.5  # the child's own start-up is not the submission's time
+        # the child's own start-up (isolation, the copy of the folder) is not the submission's time: the clock
+        # starts again when trusted code reports the call confined, and a start-up has at most SETUP_SECONDS
+        deadline = time.monotonic() + timeout + SETUP_SECONDS
 
         def fail(category: str, message: str, detail: str = "") -> GradingFailure:
             processes.kill_tree(proc.pid)
@@ -347,7 +416,8 @@ class Sandbox:
             return failure
 
         while True:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline + min(grace, imported + (now - import_since if import_since else 0.0)) - now
             if left <= 0:
                 where = "while importing the submission" if phase == "import" else "during the call"
                 raise fail("timeout", f"no result within the {timeout:g} s limit ({where}); process tree killed")
@@ -390,10 +460,15 @@ class Sandbox:
                         first = event not in seen
                         seen.add(str(event))
                         if event == "confined" and first:
+                            deadline = time.monotonic() + timeout + 0.5
                             confinement = str(msg.get("status"))
                             skipped = [str(x) for x in msg.get("skipped", [])][:100]
+                            self._skipped(skipped)
                         elif event == "phase":
+                            if import_since:
+                                imported += time.monotonic() - import_since
                             phase = str(msg.get("phase"))
+                            import_since = time.monotonic() if phase == "import" else None
                         elif event == "ready" and first:
                             if request["measure_memory"]:
                                 meter.start()
@@ -409,11 +484,12 @@ class Sandbox:
                             llmc_wire.write_frame(w_req, "go")
                         elif event == "result":
                             if meter.measuring:
-                                peak = meter.extra()
+                                peak = meter.peak()
                             processes.kill_tree(proc.pid)  # done: closing its output lets the tail be read at once
                             result = self._finish(msg, output, peak, confinement, fail)
                             result.skipped = skipped
                             result.marks = marks
+                            result.cpu_seconds = meter.cgroup.cpu_seconds() if meter.cgroup else None
                             return result
             meter.sample()
             if meter.measuring and peak_limit is not None:
@@ -446,7 +522,7 @@ class Sandbox:
             value=msg.get("value"),
             seconds=float(msg.get("seconds", 0.0)),
             imports=[str(m) for m in msg.get("imports", [])],
-            output=output.text(),
+            output=output.text(eof=False),
             peak_bytes=peak,
             attribution=msg.get("attribution"),
             confinement=confinement,

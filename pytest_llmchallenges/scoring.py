@@ -37,6 +37,18 @@ def challenge_score(passed: int, failed: int) -> float | None:
     return passed / (passed + failed) if passed + failed else None
 
 
+def is_efficiency(nodeid: str) -> bool:
+    """A test of the efficiency axis (suites/test_efficiency_<challenge>.py): it records figures and is never
+    counted in the correctness score, the counts or the coverage."""
+    return "test_efficiency_" in nodeid.split("::", 1)[0]
+
+
+def is_unanswered(categories: list[str]) -> bool:
+    """No answer: every test this machine could run says ``missing`` (the others lack a capability), so a
+    missing GPU challenge on a CPU machine is missing, not partial."""
+    return "missing" in categories and all(c in ("missing", "capability") for c in categories)
+
+
 def counted(status: str, score: float | None, mode: str) -> float | None:
     """What a challenge adds to the overall mean: a missing one 0 (mode "all") or nothing ("answered")."""
     if status == "missing":

@@ -53,7 +53,7 @@ def flash_attention_fwd(Q, K, V, tile_size, causal=True):
 
 def folder(tmp_path: Path, source: str) -> Path:
     path = tmp_path / "flash_attention"
-    path.mkdir()
+    path.mkdir(parents=True)
     (path / "flash.py").write_text(source)
     return path
 
@@ -149,3 +149,14 @@ def test_submission_calls_are_limited_by_the_baselines(tmp_path, monkeypatch):
 def test_perf_marker_is_registered(pytester: pytest.Pytester):
     pytester.makepyfile("import pytest\n\n@pytest.mark.perf\ndef test_ok():\n    pass\n")
     pytester.runpytest("--strict-markers", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_too_fast_is_rechecked_and_flagged(tmp_path, monkeypatch):
+    """Faster than SUSPICIOUS_SPEEDUP x the baseline: run again on fresh inputs (outputs checked) and flagged;
+    the threshold is lowered here so that an honest answer crosses it."""
+    monkeypatch.setattr(eff, "SUSPICIOUS_SPEEDUP", 0.5)
+    sandbox = Sandbox("flash_attention", folder(tmp_path, SLOW_LIAR.replace("_sleep(0.05)", "pass")), 30.0)
+    assert eff.speedup_check(sandbox, arm(), 1.0)
+    wrong = Sandbox("flash_attention", folder(tmp_path / "w", WRONG), 30.0)
+    with pytest.raises(eff.NotMeasured, match="wrong"):
+        eff.speedup_check(wrong, arm(), 1.0)

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,7 +130,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, Ev
     FIFO.unlink(missing_ok=True)
     os.mkfifo(FIFO)  # git cannot hold one: made for the run, removed after it
     listeners = _Listeners()
-    bystander = subprocess.Popen(["sleep", "600", "llmc-bystander"])
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "llmc-bystander"])
     temp = tmp_path_factory.mktemp("grader-temp")  # the grading run's temp folder: what it leaves is a leftover
     watched = {"corpus": HOSTILE, "reference": REPO / "reference" / "backwards", "grader cwd": tmp}
     try:
@@ -138,6 +139,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, Ev
         before["grader cwd"] = tree_digest(tmp)
         pids_before = {int(p) for p in os.listdir("/proc") if p.isdigit()}
         seen_before = _proc_view(bystander.pid)
+        mounts_before = Path("/proc/self/mountinfo").read_text()
         os.environ["TMPDIR"] = str(temp)
         try:
             run = grade(
@@ -156,6 +158,8 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, Ev
         evidence = Evidence(changed, survivors, secret, listeners.received(), (seen_before, _proc_view(bystander.pid)))
         evidence.leftovers = [str(p) for p in temp.iterdir() if not p.name.startswith("pytest-of-")]
         evidence.leftovers += [str(m) for m in MARKERS if m.exists()]
+        if Path("/proc/self/mountinfo").read_text() != mounts_before:
+            evidence.leftovers.append("a mount appeared in the grader's mount namespace")
     finally:
         bystander.kill()
         bystander.wait()
@@ -166,12 +170,12 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradingRun, Ev
 
 def _proc_view(pid: int) -> str:
     stat = Path(f"/proc/{pid}/stat").read_text().split()
-    return Path(f"/proc/{pid}/limits").read_text() + f"state {stat[2]} nice {stat[18]}"
+    return Path(f"/proc/{pid}/limits").read_text() + f"stopped {stat[2] in 'Tt'} nice {stat[18]}"
 
 
 def _is_sleep_600(pid: str) -> bool:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\x00600\x00")
+        return Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x00600\x00"
     except OSError:
         return False
 
@@ -232,11 +236,12 @@ def test_listeners_received_nothing(corpus_run: tuple[GradingRun, Evidence]) -> 
 def test_an_unrelated_process_is_untouched(corpus_run: tuple[GradingRun, Evidence]) -> None:
     """Case 21: the limits, state and niceness of a process the run does not own are what they were."""
     _, seen = corpus_run
-    assert seen.bystander[0] == seen.bystander[1]
+    assert seen.bystander[0] == seen.bystander[1] and "stopped False" in seen.bystander[1], seen.bystander
 
 
 def test_no_state_or_temp_folder_is_left(corpus_run: tuple[GradingRun, Evidence]) -> None:
-    """Case 22 (markers in /tmp, /dev/shm, /dev) and every case: nothing left in the grader's temp folder."""
+    """Case 22 (markers in /tmp, /dev/shm, /dev) and every case: nothing left in the grader's temp folder, and
+    no mount in the grader's mount namespace."""
     _, seen = corpus_run
     assert not seen.leftovers, seen.leftovers
 
@@ -254,15 +259,18 @@ def test_parse_error_is_one_clear_line(corpus_run: tuple[GradingRun, Evidence]) 
     assert len(notes) == 1 and "line 1" in notes[0], notes
 
 
-@pytest.mark.parametrize("case", ["10_hidden_nxn", "23_forge_protocol"])
-def test_hidden_nxn_fails_as_memory(case: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("case", "expected"), [("10_hidden_nxn", "memory"), ("23_forge_protocol", "memory"), ("26_spot_rows", "wrong")]
+)
+def test_flash_attention_memory_test_cannot_be_gamed(case: str, expected: str, tmp_path: Path) -> None:
     """Case 10: tracemalloc.stop() cannot hide an N x N matrix from a probe that reads the memory from outside.
-    Case 23: neither can a helper process holding it, after a forged end-of-measurement frame."""
+    Case 23: neither can a helper process holding it, after a forged end-of-measurement frame. Case 26: the
+    rows spot-checked are chosen after the result arrives, so computing only the rows the driver names fails."""
     if case == "23_forge_protocol" and not isolation.probe().cgroup:
         pytest.skip("no cgroup here: helper processes are only sampled")
     run = grade([HOSTILE / case], tmp_path, suites=["flash_attention"], extra=["-k", "no_nxn"])
     outcome, category, message = run.outcomes(case)["test_no_nxn_allocation"]
-    assert (outcome, category) == ("failed", "memory"), message
+    assert (outcome, category) == ("failed", expected), message
 
 
 def test_loud_child_output_does_not_grow_the_grader(tmp_path: Path) -> None:
@@ -297,3 +305,19 @@ def test_grading_is_deterministic(tmp_path: Path) -> None:
     parallel = grade(subs, tmp_path / "b", suites=suites, extra=["-n", "2"])
     assert serial.report["submissions"], serial.stdout[-3000:]
     assert serial.report == parallel.report
+
+
+def test_a_run_seed_defeats_known_inputs(tmp_path: Path) -> None:
+    """Case 27 recomputes the default run's inputs from the public package: it passes under the default seed
+    (the threat is real) and fails under --llm-seed, which changes every test's inputs."""
+    outcomes = []
+    for extra in ([], ["--llm-seed", "7"]):
+        (tmp_path / str(len(outcomes))).mkdir()
+        run = grade(
+            [HOSTILE / "27_known_inputs"],
+            tmp_path / str(len(outcomes)),
+            suites=["backwards"],
+            extra=["-k", "gradients_match", *extra],
+        )
+        outcomes.append(run.outcomes("27_known_inputs")[KEY_TEST][:2])
+    assert outcomes[0][0] == "passed" and outcomes[1] == ("failed", "wrong"), outcomes

@@ -165,3 +165,32 @@ def test_render_writes_markdown_and_html(pytester: pytest.Pytester) -> None:
     r = cli(pytester, "render", "mixed.json", "-o", "out/m.md", "-o", "out/m.html")
     assert r.ret == 0
     assert (pytester.path / "out/m.md").read_text().startswith("# LLM challenge grades")
+
+
+def test_diff_leaves_efficiency_measurements_out() -> None:
+    old = load("mixed")
+    perf = {
+        "test": "test_efficiency",
+        "nodeid": "pytest_llmchallenges/suites/test_efficiency_kv.py::test_efficiency[alpha]",
+        "outcome": "passed",
+        "category": "",
+        "message": "",
+        "run": None,
+    }
+    chal(old, "alpha", "kv")["tests"].append(perf)
+    new = copy.deepcopy(old)
+    chal(new, "alpha", "kv")["tests"][-1].update(outcome="skipped", message="efficiency not measured: slow")
+    assert diff(old, new) == []
+
+
+def test_diff_markdown_fits_a_pull_request_comment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_llmchallenges import diff as diff_module
+
+    old = load("mixed")
+    new = copy.deepcopy(old)
+    for t in chal(new, "alpha", "kv")["tests"]:
+        t.update(outcome="failed", category="wrong", message="x" * 5000)
+    monkeypatch.setattr(diff_module, "MD_ROWS", 2)
+    md = diff_module.to_markdown(diff(old, new), [])
+    assert md.count("| 🔻 worse |") == 2 and "... and 1 more" in md
+    assert max(len(line) for line in md.splitlines()) < 400

@@ -43,7 +43,7 @@ def test_html_is_self_contained_and_ranking_comes_first() -> None:
     assert not [t for t, a in tags.tags if t in ("script", "link", "img", "iframe")]
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", page), "nothing fetched from the network"
     assert page.index("<h2>Ranking") < page.index("<h2>Matrix") < page.index("<h2>Failures")
-    assert page.count("<svg") == 2, "score per model and efficiency per challenge"
+    assert page.count("role='img'") == 2, "score per model and efficiency per challenge"
 
 
 def test_every_cell_link_has_a_target() -> None:
@@ -111,7 +111,7 @@ def test_efficiency_column_ranking_and_chart_when_present() -> None:
     for s in data["submissions"]:
         s.pop("efficiency", None)
     page = to_html(data)
-    assert "eff. rank" not in page and page.count("<svg") == 1 and "## Efficiency" not in to_markdown(data)
+    assert "eff. rank" not in page and page.count("role='img'") == 1 and "## Efficiency" not in to_markdown(data)
 
 
 def test_markdown_has_the_same_sections_and_no_html() -> None:
@@ -197,3 +197,41 @@ def test_a_message_that_repeats_its_category_is_not_stuttered() -> None:
     t = {"test": "x", "outcome": "failed", "category": "interface", "message": "interface: no entry point"}
     view = build_view({"submissions": [{"name": "m", "challenges": [{"name": "kv", "failed": 1, "tests": [t]}]}]})
     assert view.failures[0].failed[0].message == "no entry point"
+
+
+def test_fast_p_reads_the_suites_own_verdict_and_skips_figures_without_a_baseline() -> None:
+    data = load("mixed")
+    alpha = next(s for s in data["submissions"] if s["name"] == "alpha")
+    alpha["efficiency"]["backwards"]["faster_than_baseline"] = False  # a ratio below 1 but the suite says no
+    row = next(r for r in build_view(data).ranking if r.name == "alpha")
+    assert row.efficiency == "2 of 3 correct and faster", "dflash (no baseline) and fuse (n/a) are not counted"
+
+
+def test_long_messages_are_cut_in_both_renderings() -> None:
+    data = load("mixed")
+    beta = next(s for s in data["submissions"] if s["name"] == "beta")
+    t = next(c for c in beta["challenges"] if c["name"] == "backwards")["tests"][2]
+    t["message"] = "got [" + "1, " * 400 + "]"
+    assert max(len(line) for line in to_markdown(data).splitlines()) < 400
+    assert t["message"] in to_html(data), "the whole message stays in the tooltip"
+
+
+def test_efficiency_skips_are_the_tables_n_a_not_failure_lines() -> None:
+    data = load("mixed")
+    alpha = next(s for s in data["submissions"] if s["name"] == "alpha")
+    kv = next(c for c in alpha["challenges"] if c["name"] == "kv")
+    kv["tests"].append(
+        {
+            "test": "test_efficiency",
+            "nodeid": "pytest_llmchallenges/suites/test_efficiency_kv.py::test_efficiency[alpha]",
+            "outcome": "skipped",
+            "category": "",
+            "message": "efficiency not measured: timed output wrong",
+            "run": None,
+        }
+    )
+    alpha["efficiency"]["kv"] = {"summary": "n/a", "reason": "timed output wrong"}
+    view = build_view(data)
+    assert not [f for m in view.failures for f in m.not_graded if "not measured" in f.message]
+    assert view.efficiency["alpha"]["kv"] == "n/a" and view.efficiency_notes["alpha"]["kv"] == "timed output wrong"
+    assert "title='timed output wrong'>n/a</td>" in to_html(data)

@@ -10,14 +10,15 @@ import subprocess
 import tempfile
 import textwrap
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pytest_llmchallenges import isolation, processes
+from pytest_llmchallenges import isolation, processes, seeding
 from pytest_llmchallenges.grading import GradingFailure
-from pytest_llmchallenges.sandbox import Sandbox
+from pytest_llmchallenges.sandbox import IsolationUnavailable, Sandbox
 from pytest_llmchallenges.sandboxed import llmc_wire
 
 
@@ -379,19 +380,28 @@ def test_nothing_persists_between_calls(tmp_path: Path, monkeypatch: pytest.Monk
     assert sorted(p.name for p in sb.challenge_dir.iterdir()) == ["sol.py"]  # the original folder is untouched
 
 
-HELPER = textwrap.dedent(
+FORGE = textwrap.dedent(
     """
-    import os, struct, subprocess, sys, json
+    import json, os, struct
 
-    def entry(n):
-        # talk the result protocol: claim the measurement is over, on every pipe this process holds
-        header = json.dumps({"$dict": [["event", "done"]]}).encode()
+    def forge(event):
+        # talk the result protocol, on every pipe this process holds
+        header = json.dumps({"$dict": [["event", event]]}).encode()
         payload = struct.pack("<I", len(header)) + header
         for fd in range(3, 64):
             try:
                 os.write(fd, struct.pack("<Q", len(payload)) + payload)
             except OSError:
                 pass
+    """
+)
+
+HELPER = FORGE + textwrap.dedent(
+    """
+    import subprocess, sys
+
+    def entry(n):
+        forge("done")  # claim the measurement is over
         code = "import numpy, time; a = numpy.ones((%d, %d)); time.sleep(0.5)" % (n, n)
         subprocess.run([sys.executable, "-c", code], check=True)
         return n
@@ -440,3 +450,130 @@ def test_isolation_line_says_what_holds() -> None:
     line = isolation.describe()
     assert line.startswith("isolation: full (") or line.startswith("isolation: partial, ")
     assert isolation.describe("off").startswith("isolation: off")
+
+
+def test_without_namespaces_landlock_still_limits_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The partial mode (no namespaces, e.g. user namespaces disabled): Landlock alone keeps the canary and the
+    reference out of reach, and the header line says what is lost."""
+    if HOST.landlock < 1:
+        pytest.skip("no Landlock here")
+    monkeypatch.setattr(isolation, "_HOST", [isolation.Host(False, HOST.landlock, HOST.cgroup, {"namespaces": "test"})])
+    assert isolation.describe().startswith("isolation: partial, no namespaces")
+    secret = "canary-" + os.urandom(8).hex()
+    (tmp_path / "canary.txt").write_text(secret)
+    reference = next((REPO / "reference" / "backwards").glob("*.py"))
+    r = box(tmp_path, READER).run("selfcheck:call_entry", [str(tmp_path / "canary.txt"), str(reference)])
+    assert not r.value["found"] and "reads too" in r.confinement, (r.value["found"], r.confinement)
+
+
+def test_strict_refuses_a_host_without_full_isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(isolation, "_HOST", [isolation.Host(True, 0, "", {"landlock": "x", "cgroup": "y"})])
+    with pytest.raises(IsolationUnavailable, match="strict refuses to grade: isolation: partial"):
+        box(tmp_path, "def entry(x):\n    return x\n", isolation="strict").run("selfcheck:call_entry", 1)
+
+
+def test_seed_default_keeps_the_inputs_and_a_seed_changes_them() -> None:
+    assert seeding.stable("test_x") == zlib.crc32(b"test_x")  # the default run's inputs never change
+    assert seeding.stable("test_x", 7) != seeding.stable("test_x") != seeding.stable("test_x", 8)
+    assert seeding.parse("random") == seeding.parse("random") > 0  # drawn once per run, shared by workers
+    assert seeding.parse("12") == 12
+    with pytest.raises(pytest.UsageError):
+        seeding.parse("twelve")
+
+
+@needs_namespaces
+def test_an_installed_grader_package_is_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-editable install puts the grader's package (oracles, packaged reference) inside site-packages,
+    which the child may read: the package folder is covered again, the driver code is bound elsewhere."""
+    site_like = str(isolation.PACKAGE_DIR.parent)  # stands for site-packages: the folder holding the package
+    monkeypatch.setattr(isolation, "_readable", lambda: (*isolation.readable_paths(), site_like))
+    oracle = next((isolation.PACKAGE_DIR / "oracles").glob("*.py"))
+    readme = isolation.PACKAGE_DIR.parent / "pyproject.toml"
+    r = box(tmp_path, READER).run("selfcheck:call_entry", [str(oracle), str(readme)])
+    assert sorted(r.value["found"]) == [f"{readme} by {how}" for how in ("cat", "open", "os.open")]
+
+
+FORGED_MARK = FORGE + textwrap.dedent(
+    """
+    import select, time
+    import numpy as np
+
+    def entry(n):
+        a = np.ones((n, n))  # 128 MiB, then freed: a restart of the measurement now would hide it
+        total = float(a.sum())
+        del a
+        forge("mark")
+        time.sleep(0.3)
+        for fd in range(3, 64):  # swallow the parent's "go", so that the driver's protocol stays in step
+            try:
+                if select.select([fd], [], [], 0)[0]:
+                    os.read(fd, 1 << 16)
+            except (OSError, ValueError):
+                pass
+        return total
+    """
+)
+
+
+def test_a_forged_mark_does_not_hide_an_earlier_peak(tmp_path: Path) -> None:
+    r = box(tmp_path, FORGED_MARK, timeout=60).run("selfcheck:measured_entry", 4096, measure_memory=True)
+    assert r.value == 4096 * 4096 and r.peak_bytes is not None and r.peak_bytes > 120 << 20, r.peak_bytes
+
+
+KERNEL_KNOBS = textwrap.dedent(
+    """
+    import ctypes, os
+
+    def entry(paths):
+        libc = ctypes.CDLL(None)  # past the audit hook: only the kernel decides
+        opened = []
+        for p in paths:  # opened for writing only, never written: a failure of this test must not harm the host
+            fd = libc.open(p.encode(), os.O_WRONLY)
+            if fd >= 0:
+                os.close(fd)
+                opened.append(p)
+        return opened
+    """
+)
+
+
+@needs_namespaces
+@pytest.mark.parametrize("confine", [True, False], ids=["landlock", "no-landlock (CUDA calls)"])
+def test_kernel_settings_cannot_be_opened_for_writing(tmp_path: Path, confine: bool) -> None:
+    """The call's root is the grader's user mapped (root, when the grader runs as root): /proc is mounted
+    read-only so that sysctls and the sysrq trigger stay shut even where Landlock is off."""
+    knobs = ["/proc/sysrq-trigger", "/proc/sys/vm/swappiness", "/proc/sys/kernel/core_pattern", "/proc/1/oom_score_adj"]
+    assert box(tmp_path, KERNEL_KNOBS, confine=confine).run("selfcheck:call_entry", knobs).value == []
+
+
+@needs_cgroup
+def test_without_a_resettable_peak_the_cgroup_usage_is_sampled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cgroup v2 before Linux 6.12 cannot reset memory.peak: the call's usage is sampled instead (a helper's
+    N x N held for half a second is still seen)."""
+    monkeypatch.setattr(isolation.CallCgroup, "reset_peak", lambda self: False)
+    r = box(tmp_path, HELPER, timeout=60).run("selfcheck:measured_entry", 4096, measure_memory=True)
+    assert r.peak_bytes is not None and r.peak_bytes > 120 << 20, r.peak_bytes
+
+
+@needs_cgroup
+def test_cpu_time_covers_helper_processes(tmp_path: Path) -> None:
+    """CPU time comes from the call's cgroup: 0.3 s burnt in a helper process is counted."""
+    code = (
+        "import subprocess, sys\ndef entry(x):\n"
+        "    burn = 'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.3: pass'\n"
+        "    subprocess.run([sys.executable, '-c', burn], check=True)\n    return x\n"
+    )
+    r = box(tmp_path, code, timeout=60).run("selfcheck:call_entry", 1)
+    assert r.cpu_seconds is not None and r.cpu_seconds >= 0.3, r.cpu_seconds
+
+
+@needs_cgroup
+def test_cgroups_of_a_killed_grader_are_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grading process killed hard leaves its empty call cgroups; the next one removes them at its probe."""
+    folder = isolation._own_cgroup("pids")
+    assert folder is not None
+    orphan = folder / "llmc-999999999-0"  # no such process
+    orphan.mkdir()
+    monkeypatch.setattr(isolation, "_HOST", [])
+    isolation.probe()
+    assert not orphan.exists()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +164,7 @@ def test_partial_grading_is_marked_and_provisional(pytester: pytest.Pytester) ->
     assert sub["provisional"] and data["run"]["provisional"]
     assert data["run"]["missing_capabilities"] == ["cuda_gpu"]
     assert set(data["run"]["capabilities"]) >= {"cuda_gpu", "nvcc", "mlx"}
+    assert data["run"]["seed"] == 0 and not data["run"]["isolation"].startswith("isolation:")
     out = result.stdout.str()
     assert re.search(r"^1\s+m\s+1\.000\s+A\*\s+2/2\s+1/1 A\s+1/1 A\*$", out, re.M), out
     result.stdout.fnmatch_lines(
@@ -231,6 +234,8 @@ def test_exception_in_the_submissions_files_is_its_error(pytester: pytest.Pytest
         ([], "llm_timeout = abc", "ini llm_timeout 'abc': must be a positive number"),
         ([], "llm_score = best", "ini llm_score 'best': must be one of all, answered"),
         (["--llm-score", "best"], "", "--llm-score 'best': must be one of all, answered"),
+        (["--llm-isolation", "max"], "", "--llm-isolation 'max': must be one of auto, strict, off"),
+        ([], "llm_isolation = max", "ini llm_isolation 'max': must be one of auto, strict, off"),
         (["--llm-report", "x.txt"], "", "--llm-report x.txt: unknown report format"),
         (["--llm-report", "nowhere/r.json"], "", "--llm-report nowhere/r.json: no such folder nowhere"),
         ([], "llm_report = nowhere/r.md", "no such folder"),
@@ -246,6 +251,27 @@ def test_bad_values_are_one_usage_error(pytester: pytest.Pytester, args: list[st
     errors = [ln for ln in result.stderr.lines if "error" in ln.lower()]
     assert len(errors) == 1 and expect in errors[0], result.stderr.str()
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_value_apart_from_its_option_that_moves_the_rootdir_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    """pytest picks its rootdir before the plugin's options are known, so ``--llm-report /elsewhere/r.json``
+    (a path in a tree apart from the project) roots the run there and drops the project's settings: the run
+    must stop and name the fix (``=``) instead. Written with ``=``, the same report path is fine."""
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
+    pytester.makepyfile(test_backwards=suite("backwards"))
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\naddopts = "-p no:cacheprovider"\nllm_submission = ["m"]\n')
+    apart = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    try:
+        report = apart / "r.json"
+        report.write_text("{}")  # an earlier report: an existing path is what pytest takes for a test path
+        result = pytester.runpytest_subprocess("--llm-report", str(report))
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+        assert f"write --llm-report={report} (with '=')" in result.stderr.str()
+        joined = pytester.runpytest_subprocess(f"--llm-report={report}", "test_backwards.py")
+        assert joined.ret == pytest.ExitCode.OK, joined.stdout.str()
+        assert json.loads(report.read_text())["submissions"][0]["name"] == "m"
+    finally:
+        shutil.rmtree(apart, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
@@ -329,15 +355,23 @@ def test_interrupted_run_is_labelled_incomplete(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(["incomplete: the run stopped early*"])
 
 
-def test_efficiency_figures_are_carried_into_the_report(pytester: pytest.Pytester) -> None:
+def test_efficiency_figures_are_carried_into_the_report_and_never_counted(pytester: pytest.Pytester) -> None:
     write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
     body = (
         "def test_a(sandbox, request):\n    request.node.user_properties.append(('llm_efficiency', {'x': 1}))\n\n"
-        "def test_b(sandbox, request):\n    request.node.user_properties.append(('llm_efficiency', {'y': 2.5}))\n"
+        "@pytest.mark.perf\ndef test_b(sandbox, request):\n"
+        "    request.node.user_properties.append(('llm_efficiency', {'y': 2.5}))\n\n"
+        "@pytest.mark.perf\ndef test_c(sandbox):\n"
+        "    pytest.skip('needs a CUDA GPU: no NVIDIA device on this machine')\n"
     )
     pytester.makepyfile(test_backwards=suite("backwards", body))
     grade(pytester, target="m")
-    assert by_name(load(pytester.path / "r.json"))["m"]["efficiency"] == {"backwards": {"x": 1, "y": 2.5}}
+    data = load(pytester.path / "r.json")
+    assert by_name(data)["m"]["efficiency"] == {"backwards": {"x": 1, "y": 2.5}}
+    entry = challenge(data, "m", "backwards")
+    assert (entry["status"], entry["total"], entry["passed"], entry["skipped"]) == ("graded", 1, 1, 0)
+    assert [t["test"] for t in entry["tests"]] == ["test_a", "test_b", "test_c"]  # listed, not counted
+    assert by_name(data)["m"]["counts"] == {"passed": 1, "failed": 0, "skipped": 0, "by_category": {}}
 
 
 def test_an_answer_nothing_could_drive_shows_as_not_driven(pytester: pytest.Pytester) -> None:
@@ -364,3 +398,58 @@ def test_the_safety_timeout_is_a_timeout_not_a_wrong_answer(pytester: pytest.Pyt
     test = challenge(load(pytester.path / "r.json"), "m", "backwards")["tests"][0]
     assert test["category"] == "timeout" and "safety limit" in test["message"]
     result.stdout.fnmatch_lines(["FAILED *test_slow?m? - [[]timeout] the test ran past*"])
+
+
+def test_a_report_that_cannot_be_written_keeps_the_table(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_llmchallenges import reports
+
+    def refuse(data: dict[str, Any], path: Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(reports, "write", refuse)
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
+    pytester.makepyfile(test_backwards=suite("backwards"))
+    result = grade(pytester, target="m")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["*LLM challenge grades*", "1 *m *1.000*", "*ERROR: --llm-report r.json: disk full"])
+
+
+def test_a_suite_naming_an_unknown_entry_is_a_grader_fault_at_collection(pytester: pytest.Pytester) -> None:
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
+    body = (
+        "from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver\n\n"
+        "def test_x(sandbox):\n    sandbox.run(driver.gradiants, [])\n"
+    )
+    pytester.makepyfile(test_backwards=suite("backwards", body))
+    result = grade(pytester, target="m")
+    assert result.ret == 3
+    result.stdout.fnmatch_lines(
+        ["GRADER FAULTS (1)*", "  test_backwards.py: grader fault: *gradiants*", "exit status 3*"]
+    )
+
+
+def test_serial_and_parallel_reports_are_identical(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    files = {"bench/a/fuse/sol.py": GOOD, "bench/a/backwards/sol.py": BAD, "bench/b/backwards/PROMPT.md": "# p"}
+    write_submission(pytester.path, files)
+    pytester.makepyfile(test_fuse=suite("fuse", PARTIAL_SUITE), test_backwards=suite("backwards"))
+    args = ("--llm-submission", "bench", *ARGS, "test_fuse.py", "test_backwards.py")
+    pytester.runpytest_subprocess(*args, "-p", "no:xdist", "--llm-report", "serial.json")
+    pytester.runpytest_subprocess(*args, "-n", "2", "--llm-report", "parallel.json")
+    serial = load(pytester.path / "serial.json")
+    assert serial == load(pytester.path / "parallel.json")
+    assert [c["status"] for c in by_name(serial)["b"]["challenges"]] == ["missing", "missing"]
+    assert by_name(serial)["a"]["provisional"] and by_name(serial)["a"]["coverage"] == {"answered": 2, "total": 2}
+
+
+def test_a_missing_challenge_with_capability_tests_is_missing_not_partial(pytester: pytest.Pytester) -> None:
+    write_submission(pytester.path, {"m/backwards/sol.py": GOOD, "m/fuse/PROMPT.md": "# p"})
+    body = "@pytest.mark.gpu\ndef test_gpu(sandbox):\n    pass\n\ndef test_cpu(sandbox):\n    pass\n"
+    pytester.makepyfile(test_fuse=suite("fuse", body))
+    grade(pytester, target="m")
+    data = load(pytester.path / "r.json")
+    fuse = challenge(data, "m", "fuse")
+    assert fuse["status"] == "missing" and {t["category"] for t in fuse["tests"]} == {"missing"}
+    assert not data["run"]["provisional"] and fuse["missing_capabilities"] == []

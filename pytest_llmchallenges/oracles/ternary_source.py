@@ -11,6 +11,7 @@ that depends on those values is reported as unknown rather than guessed).
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 import random
 import re
@@ -21,6 +22,7 @@ _INPUTS = re.compile(r"^(x|xb|xs|x_?batch|batch_?x|inputs?|input_?ids|inp|ids_?i
 _LABELS = re.compile(r"^(y|yb|ys|y_?batch|batch_?y|targets?|labels?|tgt|target_?ids|label_?ids|y_?ids|next_?tokens)$")
 _VALIDATION = re.compile(r"(val|valid|validation|eval|held|heldout|test|dev)")
 _TRAINING = re.compile(r"train")
+_NOT_DATA = re.compile(r"loss|ppl|perplex|acc|metric|hist|curve|log|score|step|time|lr|grad")  # logged numbers
 _TRAINS_ON = re.compile(r"batch|train|fit|loader|dataset|sequences|windows|chunks")
 MAX_FILE_BYTES = 1_000_000
 MAX_FILES = 40
@@ -70,7 +72,7 @@ class Split:
 def python_files(folder: Path) -> list[tuple[str, ast.Module]]:
     """The folder's parsable .py files (hostile input: size-capped, parse failures skipped)."""
     found = []
-    for path in sorted(folder.rglob("*.py"))[:MAX_FILES]:
+    for path in sorted(itertools.islice(folder.rglob("*.py"), 10 * MAX_FILES))[:MAX_FILES]:
         rel = path.relative_to(folder).as_posix()
         if any(p.startswith(".") or p == "__pycache__" for p in Path(rel).parts):
             continue
@@ -115,26 +117,33 @@ def _last_slice(value: ast.expr) -> tuple[str, ast.Slice] | None:
     return None
 
 
-def _cuts(file: str, nodes: list[ast.AST]) -> list[Cut]:
-    cuts = []
+def _assigned(nodes: list[ast.AST]) -> list[tuple[ast.Assign, str, ast.expr]]:
+    """(statement, name, value) for every ``name = value`` in the scope, tuple unpacking included."""
+    out = []
     for node in nodes:
         if not isinstance(node, ast.Assign):
             continue
-        pairs: list[tuple[ast.expr, ast.expr]] = []
         for target in node.targets:
             if isinstance(target, ast.Name):
-                pairs.append((target, node.value))
+                out.append((node, target.id, node.value))
             elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
-                pairs += list(zip(target.elts, node.value.elts, strict=False))
-        for target, value in pairs:
-            if not isinstance(target, ast.Name):
-                continue
-            found = _last_slice(value)
-            if found is None:
-                continue
-            base, sl = found
-            text = f"{target.id} = {ast.unparse(value)}"
-            cuts.append(Cut(file, node.lineno, target.id, base, sl.lower, sl.upper, text[:120]))
+                out += [
+                    (node, t.id, v)
+                    for t, v in zip(target.elts, node.value.elts, strict=False)
+                    if isinstance(t, ast.Name)
+                ]
+    return out
+
+
+def _cuts(file: str, nodes: list[ast.AST]) -> list[Cut]:
+    cuts = []
+    for node, name, value in _assigned(nodes):
+        found = _last_slice(value)
+        if found is None:
+            continue
+        base, sl = found
+        text = f"{name} = {ast.unparse(value)}"
+        cuts.append(Cut(file, node.lineno, name, base, sl.lower, sl.upper, text[:120]))
     return cuts
 
 
@@ -200,23 +209,28 @@ def label_shifts(folder: Path) -> list[Shift]:
     """Every (inputs, labels) pair cut from the same base in one scope, with its offset."""
     shifts = []
     for file, tree in python_files(folder):
-        for nodes in _scopes(tree):
-            cuts = _cuts(file, nodes)
-            for x in (c for c in cuts if _INPUTS.match(c.name.lower())):
-                for y in (c for c in cuts if _LABELS.match(c.name.lower()) and c.base == x.base):
-                    shifts.append(Shift(x, y, _offset(x, y)))
+        try:
+            for nodes in _scopes(tree):
+                cuts = _cuts(file, nodes)
+                for x in (c for c in cuts if _INPUTS.match(c.name.lower())):
+                    for y in (c for c in cuts if _LABELS.match(c.name.lower()) and c.base == x.base):
+                        shifts.append(Shift(x, y, _offset(x, y)))
+        except RecursionError:  # a pathologically nested file: nothing read from it
+            continue
     return shifts
 
 
 def _whole_use(base: str, nodes: list[ast.AST], skip_line: int) -> str | None:
-    """A call in the scope that takes ``base`` whole and looks like it trains on it."""
+    """A call in the scope that takes ``base`` whole (or a name bound to it: ``train_text = text``) and looks
+    like it trains on it."""
+    names = {base} | {name for _, name, value in _assigned(nodes) if ast.unparse(value) == base}
     for node in nodes:
         if not isinstance(node, ast.Call) or getattr(node, "lineno", 0) == skip_line:
             continue
         name = ast.unparse(node.func).rsplit(".", 1)[-1]
         if not _TRAINS_ON.search(name.lower()):
             continue
-        if any(isinstance(a, (ast.Name, ast.Attribute)) and ast.unparse(a) == base for a in node.args):
+        if any(isinstance(a, (ast.Name, ast.Attribute)) and ast.unparse(a) in names for a in node.args):
             return f"{ast.unparse(node)[:80]} (line {node.lineno}) uses {base} whole"
     return None
 
@@ -226,17 +240,23 @@ def validation_splits(folder: Path) -> list[Split]:
     where there is none, the call that trains on the whole base."""
     splits = []
     for file, tree in python_files(folder):
-        for nodes in _scopes(tree):
-            cuts = _cuts(file, nodes)
-            for v in (c for c in cuts if _VALIDATION.search(c.name.lower()) and not _TRAINING.search(c.name.lower())):
-                trains = [c for c in cuts if _TRAINING.search(c.name.lower()) and c.base == v.base]
-                if trains:
-                    for t in trains:
-                        splits.append(Split(v, t, _overlap(t, v), None))
-                else:
-                    use = _whole_use(v.base, nodes, v.line)
-                    if use:
-                        splits.append(Split(v, None, True, use))
+        try:
+            splits += _file_splits(file, tree)
+        except RecursionError:  # a pathologically nested file: nothing read from it
+            continue
+    return splits
+
+
+def _file_splits(file: str, tree: ast.Module) -> list[Split]:
+    splits = []
+    for nodes in _scopes(tree):
+        cuts = [c for c in _cuts(file, nodes) if not _NOT_DATA.search(c.name.lower())]
+        for v in (c for c in cuts if _VALIDATION.search(c.name.lower()) and not _TRAINING.search(c.name.lower())):
+            trains = [c for c in cuts if _TRAINING.search(c.name.lower()) and c.base == v.base]
+            splits += [Split(v, t, _overlap(t, v), None) for t in trains]
+            use = None if trains else _whole_use(v.base, nodes, v.line)
+            if use:
+                splits.append(Split(v, None, True, use))
     return splits
 
 

@@ -99,6 +99,9 @@ def serve(fd_in: int, fd_out: int, isolated: bool = False, skipped: list[str] | 
     sys.path.append(workdir)  # `from model import X` between the submission's files; last, so it shadows nothing
     writable = list(request["writable"])
     here = sys.path[0] if isolated else HERE
+    extra = request.get("driver_path")  # a registered third-party challenge's driver folder (registry.py)
+    if extra:
+        sys.path.insert(1, extra)
     if not request.get("confine", True):
         status = "landlock off for this call (audit-hook write guard only)"
     elif isolated:
@@ -107,7 +110,10 @@ def serve(fd_in: int, fd_out: int, isolated: bool = False, skipped: list[str] | 
         readable = request.get("readable")
         status = llmc_confine.landlock(writable, readable=readable and [*readable, here], write_files=DEV_FILES)
     imported = llmc_confine.install_audit_hook(
-        request["grader_dir"], here, [*writable, "/dev"], guard_writes=not status.startswith("landlock abi")
+        [request["grader_dir"], *request.get("hidden", [])],
+        [here, *([extra] if extra else [])],
+        [*writable, "/dev"],
+        guard_writes=not status.startswith("landlock abi"),
     )
     llmc_confine.become_subreaper()
     send({"event": "confined", "status": ("namespaces, " if isolated else "") + status, "skipped": skipped or []})

@@ -109,6 +109,8 @@ def landlock(
             except OSError:
                 continue
             try:
+                if not os.path.isdir(folder):  # a file takes only the rights that apply to files
+                    allowed &= (1 << 0) | (1 << 1) | (1 << 2) | _TRUNCATE | (1 << 15)
                 rule = _PathBeneath(allowed, fd)
                 if libc.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1), ctypes.byref(rule), 0) < 0:
                     return f"unavailable (add_rule {folder} errno {ctypes.get_errno()})"
@@ -132,14 +134,17 @@ def _under(path: str, folders: tuple[str, ...]) -> bool:
     return any(path == f or path.startswith(f + os.sep) for f in folders)
 
 
-def install_audit_hook(grader_dir: str, allowed_dir: str, writable: list[str], guard_writes: bool) -> set[str]:
-    """Block the grader's package; record imports; optionally refuse writes outside ``writable``.
+def install_audit_hook(
+    grader_dir: str | list[str], allowed_dir: str | list[str], writable: list[str], guard_writes: bool
+) -> set[str]:
+    """Block the grader's package (and registered challenges' packages) but for the allowed (driver) folders;
+    record imports; optionally refuse writes outside ``writable``.
 
     Returns the live set of imported top-level module names.
     """
     imported: set[str] = set()
-    grader = os.path.realpath(grader_dir)
-    allowed = (os.path.realpath(allowed_dir),)
+    grader = tuple(os.path.realpath(d) for d in ([grader_dir] if isinstance(grader_dir, str) else grader_dir))
+    allowed = tuple(os.path.realpath(d) for d in ([allowed_dir] if isinstance(allowed_dir, str) else allowed_dir))
     write_ok = tuple(os.path.realpath(w) for w in writable)
 
     def hook(event: str, args: tuple) -> None:
@@ -153,7 +158,7 @@ def install_audit_hook(grader_dir: str, allowed_dir: str, writable: list[str], g
             if isinstance(path, int) or path is None:
                 return
             real = os.path.realpath(os.fsdecode(path))
-            if _under(real, (grader,)) and not _under(real, allowed):
+            if _under(real, grader) and not _under(real, allowed):
                 raise PermissionError("the grader's files cannot be opened from inside the sandbox")
             if guard_writes:
                 mode, flags = (args[1] or ""), (args[2] or 0)

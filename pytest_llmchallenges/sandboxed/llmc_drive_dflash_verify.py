@@ -87,20 +87,21 @@ _NO_EXAMPLE = object()
 class _Tags:
     """Tag vectors standing in for embeddings and hidden states.
 
-    Row ``t`` of :attr:`table` is the embedding of token ``t``; :meth:`hidden` makes fresh rows that also carry
-    the logits at their position. Rows are found again by their float32 bytes, so copies, slices,
-    concatenations and float32/float64 casts keep them recognisable.
+    Row ``t`` of :attr:`table` is the embedding of token ``t``; :meth:`placed` makes fresh rows for tokens
+    embedded at explicit positions (the rows carry them on to the model's block); :meth:`hidden` makes fresh
+    rows that also carry the logits at their position. Rows are found again by their float32 bytes, so
+    copies, slices, concatenations and float32/float64 casts keep them recognisable.
     """
 
     def __init__(self, rows: int, dim: int, dtype: np.dtype) -> None:
         self._rng = np.random.default_rng(20240517)
         self.dim, self.dtype = dim, dtype
         self.table = self._rng.standard_normal((rows, dim)).astype(np.float32).astype(dtype)
-        self._index: dict[bytes, tuple[int, np.ndarray | None]] = {
-            row.astype(np.float32).tobytes(): (i, None) for i, row in enumerate(self.table)
+        self._index: dict[bytes, tuple[int, np.ndarray | None, int | None]] = {
+            row.astype(np.float32).tobytes(): (i, None, None) for i, row in enumerate(self.table)
         }
 
-    def lookup(self, x: np.ndarray) -> list[tuple[int, np.ndarray | None]] | None:
+    def lookup(self, x: np.ndarray) -> list[tuple[int, np.ndarray | None, int | None]] | None:
         rows = np.asarray(x, dtype=np.float32).reshape(-1, x.shape[-1])
         found = []
         for row in rows:
@@ -115,7 +116,16 @@ class _Tags:
         flat_ids, flat_logits = ids.reshape(-1), logits.reshape(-1, logits.shape[-1])
         rows = self._rng.standard_normal((len(flat_ids), self.dim)).astype(np.float32).astype(self.dtype)
         for row, t, lg in zip(rows, flat_ids, flat_logits, strict=True):
-            self._index[row.astype(np.float32).tobytes()] = (int(t), lg)
+            self._index[row.astype(np.float32).tobytes()] = (int(t), lg, None)
+        return rows.reshape(*ids.shape, self.dim)
+
+    def placed(self, ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Fresh rows (..., dim) naming each token and the position it was embedded at."""
+        flat_ids = ids.reshape(-1)
+        flat_pos = np.broadcast_to(positions, ids.shape).reshape(-1)
+        rows = self._rng.standard_normal((len(flat_ids), self.dim)).astype(np.float32).astype(self.dtype)
+        for row, t, q in zip(rows, flat_ids, flat_pos, strict=True):
+            self._index[row.astype(np.float32).tobytes()] = (int(t), None, int(q))
         return rows.reshape(*ids.shape, self.dim)
 
 
@@ -252,6 +262,7 @@ class _State:
         items = list(zip(names, args, strict=True)) + list(kwargs.items())
         ids = known = slot = None
         positions: Any = None
+        placed: np.ndarray | None = None
         lead: tuple[int, ...] = ()
         for index, (key, value) in enumerate(items):
             if _POSITION_IDS.search(str(key).lower()):
@@ -270,11 +281,17 @@ class _State:
                     attached = [r[1] for r in rows if r[1] is not None]
                     if len(attached) == len(rows):
                         known = np.stack(attached).reshape(*lead, -1)
+                    if any(r[2] is not None for r in rows):  # some rows embedded at explicit positions
+                        placed = np.array([-1 if r[2] is None else r[2] for r in rows], dtype=np.int64)
+                        placed = placed.reshape(lead)
         if ids is None:
             return None
         length = ids.shape[-1]
         square = [v for _, v in items if isinstance(v, np.ndarray) and v.dtype.kind in "bf" and v.ndim >= 2]
         mask = next((normalize_mask(v, length) for v in square if v.shape[-2:] == (length, length)), None)
+        if positions is None and placed is not None:  # the others at their place in the sequence (the mask's)
+            visible = np.tril(np.ones((length, length), dtype=bool)) if mask is None else mask
+            positions = np.where(placed >= 0, placed, np.broadcast_to(visible.sum(axis=-1) - 1, placed.shape))
         return _Parsed(ids, mask, known, slot, _position_ids(positions, ids))
 
     def logits(self, parsed: _Parsed) -> np.ndarray:
@@ -359,6 +376,8 @@ class _State:
             raise InterfaceError(f"target_model.{name} returns {type(example).__name__}: the grader cannot mimic it")
         if ex.shape[-1] == self.dim and self.dim != self.their_vocab:
             if self.context_free(name, parsed, ex, probe):
+                if parsed.positions is not None:
+                    return _fit(self.tags.placed(parsed.ids, parsed.positions), parsed.ids.shape, ex, name)
                 return _fit(self.tags.table[parsed.ids], parsed.ids.shape, ex, name)
             return _fit(self.tags.hidden(parsed.ids, self.logits(parsed)), parsed.ids.shape, ex, name)
         ours = self.logits(parsed)

@@ -86,6 +86,8 @@ NAMES = {
     "capacity": r"^(capacity|cap|max_?(seq(uence)?_?)?len(gth)?s?|max_?tokens|max_?pos(itions)?|max_?context"
     r"|context_?len(gth)?|block_?size|max_?t|max_?seq|seq_?len|max_?cache_?len|cache_?size|n_?ctx)$",
     "dtype": r"^dtype$",
+    "seed": r"^(seed|random_?seed)$",
+    "rng": r"^(rng|generator|random_?state)$",
     "scale": r"^(scale|sm_?scale|softmax_?scale|scaling)$",
     "layer": r"^(layer(_?idx|_?id|_?index|_?num|_?no)?|l|li|layer_i)$",
     "positions": r"^(positions?|pos|offsets?|write_?pos(itions)?|start_?pos(itions)?|cache_?pos(itions)?"
@@ -108,10 +110,14 @@ NAMES = {
     "v": r"^(v|value|values|v_?new|v_?t|new_?v)$",
 }
 _WEIGHT_ATTR = {
-    "wq": r"^_?(w_?q|q_?proj(_weight)?|q_?weight|w_?query|query(_weight)?|wq)$",
-    "wk": r"^_?(w_?k|k_?proj(_weight)?|k_?weight|w_?key|key(_weight)?|wk)$",
-    "wv": r"^_?(w_?v|v_?proj(_weight)?|v_?weight|w_?value|value(_weight)?|wv)$",
-    "wo": r"^_?(w_?o|o_?proj(_weight)?|o_?weight|w_?out|out_?proj(_weight)?|wo|w_?proj|c_?proj)$",
+    "wq": r"^_?(w_?q|q|to_?q|q_?(proj|linear|lin)(_weight)?|q_?weight|w_?query|query(_(weight|proj|linear))?|wq"
+    r"|linear_?q)$",
+    "wk": r"^_?(w_?k|k|to_?k|k_?(proj|linear|lin)(_weight)?|k_?weight|w_?key|key(_(weight|proj|linear))?|wk"
+    r"|linear_?k)$",
+    "wv": r"^_?(w_?v|v|to_?v|v_?(proj|linear|lin)(_weight)?|v_?weight|w_?value|value(_(weight|proj|linear))?|wv"
+    r"|linear_?v)$",
+    "wo": r"^_?(w_?o|to_?out|o_?(proj|linear|lin)(_weight)?|o_?weight|w_?out|out_?(proj|linear)(_weight)?|wo"
+    r"|w_?proj|c_?proj|linear_?o)$",
 }
 _BIAS_ATTR = r"^_?(b_?([qkvo])|([qkvo])_?(proj_)?bias|b_?(query|key|value|out))$"
 _BLOCK_ATTR = r"(norm|mlp|ffn|feed_?forward|^w_?(up|down|gate)$|^fc\d|^ln_?\d|^ln$)"
@@ -294,6 +300,8 @@ class Setup:
             "capacity": self.capacity,
             "dtype": np.float64,
             "scale": 1.0 / np.sqrt(self.head_dim),
+            "seed": 0,
+            "rng": np.random.default_rng(0),
         }
 
     def counted(self, layer: int) -> dict[str, Counted]:
@@ -418,11 +426,13 @@ class Engine:
 class CacheHolder:
     """The cache objects an API wants: made by the class its parameter names (or the first cache class),
     one shared with a layer index or one per layer; or, for a cache parameter defaulting to None with no
-    such class, none at first and whatever the answer returns afterwards."""
+    such class, none at first and whatever the answer returns afterwards (``none_first``; when the answer
+    then returns no state, ``kept_nothing`` says so and the cache class is tried instead)."""
 
-    def __init__(self, sub: Submission, setup: Setup, op: Any) -> None:
+    def __init__(self, sub: Submission, setup: Setup, op: Any, none_first: bool = True) -> None:
         self.sub, self.setup = sub, setup
         self.factory: Any = None
+        self.adopted = False
         param = _param(op, "cache")
         self.as_dict = param is not None and bool(re.search(r"\bdict\b", _annotation(param).lower()))
         named = _annotation(param) if param is not None else ""
@@ -430,8 +440,9 @@ class CacheHolder:
         by_name = [c for c in found if named and re.search(rf"\b{re.escape(c.name)}\b", named)]
         if by_name:
             self.factory = by_name[0].load()
-        elif found and not (param is not None and param.default is None):
+        elif found and not (none_first and param is not None and param.default is None):
             self.factory = found[0].load()
+        self.alternative = bool(found) and self.factory is None
         self.shared = self.factory is not None and _takes(op, "layer")
         self.caches: list[Any] = []
 
@@ -453,6 +464,11 @@ class CacheHolder:
         if self.as_dict and not isinstance(state, dict):
             state = {layer: state}
         self.caches[0 if self.shared else layer] = state
+        self.adopted = True
+
+    @property
+    def kept_nothing(self) -> bool:
+        return self.alternative and not self.adopted
 
     def advance(self) -> None:
         for cache in self.caches:
@@ -463,29 +479,43 @@ class CacheHolder:
 
 def _read_weights(obj: Any, layer: int, d_model: int) -> dict[str, np.ndarray]:
     """The projection matrices (and biases) an instance created itself, replaced by counting views of the
-    same values; {} unless all of q, k, v were found. Linear-like attributes (``.weight``) count too."""
+    same values; {} unless all of q, k, v were found. Attributes, dicts of them, Linear-like objects
+    (``.weight``/``.bias``) and fused q|k|v matrices (``W_qkv``, ``c_attn``, ``in_proj``) count."""
     if not hasattr(obj, "__dict__"):
         return {}
-    found: dict[str, np.ndarray] = {}
-    for name, value in list(vars(obj).items()):
-        concept = _weight_key(name) if isinstance(name, str) else None
-        if concept is None:
-            continue
-        holder, attr = obj, name
-        if not isinstance(value, np.ndarray) and hasattr(value, "__dict__"):
-            inner = vars(value)
-            if isinstance(inner.get("weight"), np.ndarray) and concept[0] == "w":
-                holder, attr, value = value, "weight", inner["weight"]
+    d, found = d_model, {}
+    containers = [vars(obj)] + [v for v in vars(obj).values() if isinstance(v, dict)]
+    for attrs in containers:
+        for name, value in list(attrs.items()):
+            if not isinstance(name, str):
+                continue
+            fused = bool(re.search(r"qkv|c_?attn|in_?proj", name.lower()))
+            concept = "wqkv" if fused else _weight_key(name)
+            if concept is None:
+                continue
+            holder, key = attrs, name
+            if not isinstance(value, np.ndarray) and hasattr(value, "__dict__"):
+                inner = vars(value)
+                if not (isinstance(inner.get("weight"), np.ndarray) and concept[0] == "w"):
+                    continue
+                holder, key, value = inner, "weight", inner["weight"]
                 bias = inner.get("bias")
-                if isinstance(bias, np.ndarray) and bias.shape == (d_model,):
-                    found["b" + concept[1]] = np.asarray(bias, np.float64).copy()
-        if not isinstance(value, np.ndarray):
-            continue
-        if concept[0] == "w" and value.shape == (d_model, d_model):
-            found[concept] = np.asarray(value, np.float64).copy()
-            setattr(holder, attr, counted(value, layer, concept))
-        elif concept[0] == "b" and value.shape == (d_model,):
-            found[concept] = np.asarray(value, np.float64).copy()
+                if isinstance(bias, np.ndarray) and bias.shape in ((d,), (3 * d,)):
+                    names = ["bq", "bk", "bv"] if fused else ["b" + concept[1]]
+                    found.update(zip(names, np.split(np.asarray(bias, np.float64), len(names)), strict=True))
+            if not isinstance(value, np.ndarray):
+                continue
+            if fused and value.shape in ((d, 3 * d), (3 * d, d)):
+                parts = np.split(np.asarray(value, np.float64), 3, axis=1 if value.shape == (d, 3 * d) else 0)
+                found.update(zip(("wq", "wk", "wv"), parts, strict=True))
+                holder[key] = counted(value, layer, "wqkv")
+            elif fused and value.shape == (3 * d,):
+                found.update(zip(("bq", "bk", "bv"), np.split(np.asarray(value, np.float64), 3), strict=True))
+            elif concept[0] == "w" and value.shape == (d, d):
+                found[concept] = np.asarray(value, np.float64).copy()
+                holder[key] = counted(value, layer, concept)
+            elif concept[0] == "b" and value.shape == (d,):
+                found[concept] = np.asarray(value, np.float64).copy()
     if not {"wq", "wk", "wv"} <= set(found):
         return {}
     found.setdefault("wo", np.eye(d_model))
@@ -641,7 +671,7 @@ def _module_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine]]
     makers: list[Callable[[], Engine]] = []
     for cand in sub.candidates("attention")[:5]:
 
-        def make(cand: Any = cand) -> Engine:
+        def make(cand: Any = cand, none_first: bool = True) -> Engine:
             cls = cand.load()
             if not inspect.isclass(cls):
                 raise InterfaceError(f"{cand} is not a class")
@@ -678,7 +708,7 @@ def _module_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine]]
             any_op = next(iter(ops.values()))[0]
             caches = None
             if _takes(any_op, "cache"):
-                caches = CacheHolder(sub, setup, any_op)
+                caches = CacheHolder(sub, setup, any_op, none_first)
                 caches.make()
             methods = "/".join(names[0] for names in chosen.values())
             engine = OpCalls(sub, setup, ops, caches, f"class {cls.__name__} ({methods})")
@@ -689,7 +719,7 @@ def _module_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine]]
                 engine.description += " with the weights it created"
             return engine
 
-        makers.append(make)
+        makers += [make, lambda make=make: make(none_first=False)]
     return makers
 
 
@@ -699,7 +729,7 @@ def _function_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine
     decode = [c for c in sub.candidates("decode") if "." not in c.name][:1]
     steps = [c for c in sub.candidates("step") if "." not in c.name][:3]
 
-    def make(generic: Any = None) -> Engine:
+    def make(generic: Any = None, none_first: bool = True) -> Engine:
         ops: dict[str, list[Any]] = {}
         if prefill and decode:
             ops["prefill"] = [prefill[0].load()] * setup.num_layers
@@ -714,15 +744,15 @@ def _function_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine
         first = next(iter(ops.values()))[0]
         caches = None
         if _takes(first, "cache"):
-            caches = CacheHolder(sub, setup, first)
+            caches = CacheHolder(sub, setup, first, none_first)
             caches.make()
         names = ", ".join(_name(v[0]) for v in ops.values())
         return OpCalls(sub, setup, ops, caches, f"functions {names}")
 
     for generic in steps:
-        makers.append(lambda g=generic: make(g))
+        makers += [lambda g=generic: make(g), lambda g=generic: make(g, none_first=False)]
     if prefill and decode:
-        makers.append(lambda: make(None))
+        makers += [lambda: make(None), lambda: make(None, none_first=False)]
     return makers
 
 
@@ -814,6 +844,9 @@ def _probe(engine: Engine, setup: Setup) -> None:
         for layer in range(setup.num_layers):
             engine.decode(layer, rng.standard_normal((setup.batch, setup.d_model)))
         engine.end_step()
+    caches = getattr(engine, "caches", None)
+    if isinstance(caches, CacheHolder) and caches.kept_nothing:
+        raise InterfaceError(f"{engine.description}: given no cache, it returned none (trying its cache class)")
 
 
 _HINT = (
@@ -854,12 +887,9 @@ def _engine(sub: Submission, setup: Setup) -> Engine:
         # the manifest named the parts: their own exception is the answer's error
         raise SubmissionError(f"{raised} (roles from llmchallenge.toml; tried: {'; '.join(problems[:4])})",
                               raised.detail)  # fmt: skip
-    tried = problems[:8] or None
-    if raised is not None:
-        tried = ["not driven: every calling convention tried raised (failed guesses, not the answer's error)"] + (
-            tried or []
-        )
-    raise sub.interface_error("attention", tried=tried, hint=_HINT)
+    # failed guesses at a calling convention are not the answer's error: say what was tried and how to fix it
+    error = sub.interface_error("attention", tried=problems[:8] or None, hint=_HINT)
+    raise InterfaceError(f"not driven: {error}")
 
 
 def make_fresh(make: Callable[[], Engine], decode_2d: bool) -> Engine:
@@ -870,8 +900,37 @@ def make_fresh(make: Callable[[], Engine], decode_2d: bool) -> Engine:
     return engine
 
 
+def _arrays(obj: Any, depth: int = 2) -> list[np.ndarray]:
+    """Arrays held by an object (attributes, dict values, list items), ``depth`` levels deep."""
+    if isinstance(obj, np.ndarray):
+        return [obj]
+    if depth == 0:
+        return []
+    if isinstance(obj, dict):
+        items = list(obj.values())
+    elif isinstance(obj, (list, tuple)):
+        items = list(obj)[:64]
+    elif hasattr(obj, "__dict__") and not inspect.ismodule(obj) and not callable(obj):
+        items = list(vars(obj).values())
+    else:
+        return []
+    return [a for item in items for a in _arrays(item, depth - 1)]
+
+
+def storage_dtype(engine: Engine) -> str:
+    """The narrowest float type the answer's caches and modules store (e.g. float16 for a compressed cache)."""
+    holders: list[Any] = []
+    caches = getattr(engine, "caches", None)
+    if caches is not None:
+        holders += caches.caches
+    for fns in getattr(engine, "ops", {}).values():
+        holders += [getattr(fn, "__self__", None) for fn in fns]
+    floats = {a.dtype for h in holders for a in _arrays(h) if np.issubdtype(a.dtype, np.floating)}
+    return str(min(floats, key=lambda t: t.itemsize)) if floats else "float64"
+
+
 def _kv_rows(num_layers: int) -> int:
-    return sum(TALLY[(layer, c)] for layer in range(num_layers) for c in ("wk", "wv"))
+    return sum(TALLY[(layer, c)] for layer in range(num_layers) for c in ("wk", "wv", "wqkv"))
 
 
 def session(sub: Submission, spec: dict[str, Any]) -> dict[str, Any]:
@@ -923,4 +982,5 @@ def session(sub: Submission, spec: dict[str, Any]) -> dict[str, Any]:
             return result
         rows.append(_kv_rows(n_layers) - start)
         outputs.append(np.stack(per_layer).astype(np.float64))
+    result["storage"] = storage_dtype(engine)
     return result

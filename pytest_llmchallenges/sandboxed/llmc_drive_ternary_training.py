@@ -486,14 +486,22 @@ def _build_attempts(sub: Submission, ctor: Any, vocab: int) -> list[tuple[str, C
 
         attempts.append((f"{_name(ctor)}({cand.name}(...))", with_config))
 
+    try:
+        bound = _bind(ctor, _with_required_group(ctor, values), [])
+    except InterfaceError:
+        bound = None
+
     def with_kwargs():
-        args, kwargs = _bind(ctor, _with_required_group(ctor, values), [])
-        return sub.call(ctor, *args, **kwargs)
+        if bound is None:
+            return _bind(ctor, _with_required_group(ctor, values), [])  # raises: the probe fails
+        return sub.call(ctor, *bound[0], **bound[1])
 
     def with_dict():
         return sub.call(ctor, _fill_config({k: v for k, v in _dict_config(values).items()}, values))
 
-    attempts += [(f"{_name(ctor)}(**tiny config)", with_kwargs), (f"{_name(ctor)}(dict config)", with_dict)]
+    sized = bound is None or bound[0] or bound[1]
+    kwargs_label = f"{_name(ctor)}(**tiny config)" if sized else f"{_name(ctor)}() (its default configuration)"
+    attempts += [(kwargs_label, with_kwargs), (f"{_name(ctor)}(dict config)", with_dict)]
     return attempts
 
 
@@ -592,6 +600,9 @@ def build_model(sub: Submission, vocab: int) -> tuple[Any, str, int]:
     """(model, how it was built, its vocabulary): the tiny configuration where the constructor takes one, else
     the answer's own default configuration when it is small enough to train here."""
     ids = (np.arange(16) % vocab).reshape(1, 16).astype(np.int64)
+    np.random.seed(0)  # answers initialise from the global generators: the same model on every run
+    if framework(sub) == "mlx":
+        _mlx()[0].random.seed(0)
     problems = []
     ctors = []
     for cand in sub.candidates("model")[:6]:
@@ -888,7 +899,16 @@ def _scalar(value: Any) -> float:
     return float(to_numpy(value, "loss").reshape(-1)[0])
 
 
-def _numpy_stepper(sub: Submission, model: Any, lr: float) -> tuple[Callable[[Any, Any], float], str]:
+def _declared(fn: Callable[..., Any], keys: list[str]) -> bool:
+    """Whether every required parameter of ``fn`` is bound by its name (not by a positional guess): only then is
+    an exception from the call the answer's error rather than a failed probe."""
+    required = [p.name.lower() for p in _params(fn) if p.default is p.empty]
+    return bool(required) and all(any(re.search(_NAMES[k], n) for k in keys) for n in required)
+
+
+def _numpy_stepper(sub: Submission, model: Any, lr: float, first: tuple) -> tuple[Callable[[Any, Any], float], str]:
+    """The answer's train step (with its optimizer), probed with one step on ``first``. An exception is a failed
+    probe unless every parameter was bound by name, where it is the answer's own error."""
     problems = []
     for cand in sub.candidates("train_step")[:4]:
         try:
@@ -897,8 +917,14 @@ def _numpy_stepper(sub: Submission, model: Any, lr: float) -> tuple[Callable[[An
             values: dict[str, Any] = {"model": model, "lr": lr}
             if any(re.search(_NAMES["optimizer"], n) for n in names):
                 values["optimizer"] = _optimizer(sub, model, lr)
-            return _bound_step(sub, fn, values), f"train step {_name(fn)}"
-        except (InterfaceError, SubmissionError) as exc:
+            step = _bound_step(sub, fn, values)
+            step(*first)
+            return step, f"train step {cand}"
+        except SubmissionError as exc:
+            if _declared(fn, ["model", "optimizer", "x", "y", "lr", "batch"]):
+                raise
+            problems.append(f"{cand}: {str(exc).splitlines()[0][:200]}")
+        except InterfaceError as exc:
             problems.append(f"{cand}: {str(exc).splitlines()[0][:200]}")
     raise sub.interface_error("train_step", tried=problems or None)
 
@@ -915,11 +941,13 @@ def _bound_step(sub: Submission, fn: Callable[..., Any], values: dict[str, Any])
 def _optimizer(sub: Submission, model: Any, lr: float) -> Any:
     problems = []
     for cand in sub.candidates("optimizer")[:3]:
-        cls = cand.load()
-        names = [p.name.lower() for p in _params(cls)]
-        params = model.parameters() if callable(getattr(model, "parameters", None)) else getattr(model, "params", model)
-        values = {"lr": lr, "params": params, "model": model}
         try:
+            cls = cand.load()
+            names = [p.name.lower() for p in _params(cls)]
+            params = (
+                model.parameters() if callable(getattr(model, "parameters", None)) else getattr(model, "params", model)
+            )
+            values = {"lr": lr, "params": params, "model": model}
             args, kwargs = _bind(cls, values, ["params" if "params" in "".join(names) or not names else "model"])
             return sub.call(cls, *args, **kwargs)
         except (InterfaceError, SubmissionError) as exc:
@@ -1019,7 +1047,7 @@ def train(
     if framework(sub) == "mlx":
         stepper, stepping = _mlx_stepper(sub, model, lr, draw())
     else:
-        stepper, stepping = _numpy_stepper(sub, model, lr)
+        stepper, stepping = _numpy_stepper(sub, model, lr, draw())
     losses = []
     for _ in range(steps):
         x, y = draw()

@@ -20,6 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 MARK = "__llmc_entry__"
 DRIVER_PREFIX = "llmc_drive_"
 HERE = Path(__file__).resolve().parent
+FOLDERS: dict[str, Path] = {}  # the driver folders of registered third-party challenges (registry.py), by name
 
 
 def entry(fn: F) -> F:
@@ -38,11 +39,14 @@ def driver_of(fn: Any) -> str | None:
     return module[len(DRIVER_PREFIX) :] if module.startswith(DRIVER_PREFIX) else None
 
 
-@cache
 def declared(driver: str) -> frozenset[str] | None:
     """Names of the ``@entry`` functions of ``llmc_drive_<driver>.py``, read from its source (nothing is
     imported); None when the driver declares none (it has not opted in) or does not exist."""
-    path = HERE / f"{DRIVER_PREFIX}{driver}.py"
+    return _declared(FOLDERS.get(driver, HERE) / f"{DRIVER_PREFIX}{driver}.py")
+
+
+@cache
+def _declared(path: Path) -> frozenset[str] | None:
     if not path.is_file():
         return None
     tree = ast.parse(path.read_text(encoding="utf-8"))

@@ -29,6 +29,7 @@ _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41}.get(platform.machine()
 ROOT_IN = "/llmc"  # where the call's writable folder lives inside the sandbox
 SUB_IN = ROOT_IN + "/sub"
 DRIVER_IN = ROOT_IN + "/driver"  # the sandboxed driver code, bound read-only (the grader's package is not)
+EXTRA_DRIVER_IN = ROOT_IN + "/driver-extra"  # a registered third-party challenge's driver folder
 DEVICES = ("null", "zero", "random", "urandom", "full")
 COPY_LIMIT_BYTES = 512 << 20
 COPY_LIMIT_FILES = 20_000
@@ -172,18 +173,22 @@ def _build_root(plan: dict, skipped: list[str]) -> None:
     for path in plan["hidden"]:
         if os.path.isdir(root + path):
             _mount("tmpfs", root + path, "tmpfs", _MS_RDONLY | _MS_NOSUID | _MS_NODEV, "size=4k,nr_inodes=1")
-    driver = f"{root}{DRIVER_IN}"
-    os.mkdir(driver, 0o755)
-    _mount(plan["driver"], driver, None, _MS_BIND)
-    _mount(None, driver, None, _MS_BIND | _MS_REMOUNT | _MS_NOSUID | _MS_RDONLY)
+    extra = [(plan["extra_driver"], EXTRA_DRIVER_IN)] if plan.get("extra_driver") else []
+    for source, inside in [(plan["driver"], DRIVER_IN), *extra]:
+        driver = f"{root}{inside}"
+        os.mkdir(driver, 0o755)
+        _mount(source, driver, None, _MS_BIND)
+        _mount(None, driver, None, _MS_BIND | _MS_REMOUNT | _MS_NOSUID | _MS_RDONLY)
     with open(f"{root}/etc/passwd", "w") as f:
         f.write(f"sandbox:x:0:0:sandbox:{ROOT_IN}/home:/bin/sh\n")
     with open(f"{root}/etc/group", "w") as f:
         f.write("sandbox:x:0:\n")
     os.mkdir(f"{root}{ROOT_IN}/home", 0o755)
     skipped += safe_copy(plan["source"], f"{root}{SUB_IN}")
-    # this pid namespace's own /proc, mounted while the host's is still visible (the kernel requires one)
-    _mount("proc", f"{root}/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+    # this pid namespace's own /proc, mounted while the host's is still visible (the kernel requires one), and
+    # read-only: the call's root is the grader's user mapped, and as root /proc/sys would otherwise accept
+    # writes without any capability
+    _mount("proc", f"{root}/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC | _MS_RDONLY)
     os.chdir(root)
     if _PIVOT_ROOT is None:
         raise IsolationError(0, f"pivot_root: unknown syscall number on {platform.machine()}")

@@ -132,8 +132,9 @@ class MinimalLM:
         if positions is None:
             return allowed.sum(axis=-1) - 1
         pos = np.broadcast_to(np.asarray(positions, dtype=np.int64), allowed.shape[:2])
-        if pos.size and (pos.min() < 0 or pos.max() >= len(self.pos_embed)):
-            raise ValueError(f"positions must lie in [0, {len(self.pos_embed)}), got {pos.min()}..{pos.max()}")
+        limit = 0 if self.pos_embed is None else len(self.pos_embed)
+        if pos.size and (pos.min() < 0 or pos.max() >= limit):
+            raise ValueError(f"positions must lie in [0, {limit}), got {pos.min()}..{pos.max()}")
         return pos
 
     def log_probs(

@@ -25,7 +25,7 @@ class WireError(ValueError):
     """A value that cannot travel, or a frame that does not parse."""
 
 
-def _pack(value: object, buffers: list[bytes], depth: int = 0) -> object:
+def _pack(value: object, buffers: list[bytes | memoryview], depth: int = 0) -> object:
     if depth > 64:
         raise WireError("value nested more than 64 levels deep")
     if value is None or isinstance(value, (bool, str)):
@@ -42,8 +42,8 @@ def _pack(value: object, buffers: list[bytes], depth: int = 0) -> object:
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in _NUMERIC_KINDS:
             raise WireError(f"array of dtype {value.dtype} cannot be returned (numeric arrays only)")
-        arr = np.ascontiguousarray(value)
-        buffers.append(memoryview(arr).cast("B") if arr.size and arr.dtype.kind != "c" else arr.tobytes())
+        arr = value if value.flags.c_contiguous else value.copy(order="C")  # a 0-d array stays 0-d
+        buffers.append(arr.data.cast("B") if arr.size and arr.dtype.kind != "c" else arr.tobytes())
         return {"$nd": len(buffers) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape)}
     if isinstance(value, bytes):
         buffers.append(value)
@@ -96,7 +96,7 @@ def _unpack(node: object, buffers: list[bytes]) -> object:
 def _parts(value: object) -> list[bytes | memoryview]:
     """The payload as pieces: array buffers are views of the arrays, not copies (a result the size of the
     output must not double the child's peak memory while it is written)."""
-    buffers: list[bytes] = []
+    buffers: list[bytes | memoryview] = []
     header = json.dumps(_pack(value, buffers), allow_nan=False).encode()
     parts: list[bytes | memoryview] = [struct.pack("<I", len(header)), header]
     for buf in buffers:

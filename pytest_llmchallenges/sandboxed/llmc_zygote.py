@@ -49,6 +49,13 @@ def main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
     llmc_confine.become_subreaper()  # orphans of finished calls come here, to be reaped
     __import__("ctypes").CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG: die with the grading process
+    try:
+        _serve(sock)
+    except (BrokenPipeError, ConnectionResetError):  # the parent went away, with exit reports it no longer wants
+        return
+
+
+def _serve(sock: socket.socket) -> None:
     children: set[int] = set()
     while True:
         ready, _, _ = select.select([sock], [], [], 0.02)

@@ -31,11 +31,14 @@ Where the prompt misleads:
 Conventions accepted: ``(accepted_tokens, new_token)`` with the correction (or bonus) separate, or folded
 into ``accepted_tokens``; after a path that ends at a leaf, the bonus token is optional (the prompt is silent),
 after a rejection the target's prediction is required (step 4d says so). Masks: boolean or additive.
+Position ids, passed to the model call or at embedding time, are honoured: they must be the autoregressive
+ones (prompt length - 1 + depth for a tree node), as a real target model with absolute positions needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,7 +50,7 @@ from pytest_llmchallenges.sandboxed.llmc_scan import scan_folder
 
 CHALLENGE = "dflash_verify"
 
-TARGET = {"vocab_size": 1000, "d_model": 64, "n_heads": 4, "seed": 0, "position_scale": 1.0}
+TARGET: dict[str, Any] = {"vocab_size": 1000, "d_model": 64, "n_heads": 4, "seed": 0, "position_scale": 1.0}
 PROMPT = [10, 20, 30]  # the prompt's Test 1
 FRAMEWORKS = {"torch", "jax", "jaxlib", "flax", "tensorflow", "keras", "mlx", "cupy", "autograd", "tinygrad"}
 
@@ -350,13 +353,13 @@ def test_one_target_pass_per_cycle(sandbox, rng, target_lm):
     """ "Run ONE forward pass through the target model": each verification cycle calls the grader's target
     model once, whatever the tree (the counter sits in the grader's model, which the answer only calls). A
     batch of rows in one call is one pass; a call answered from hidden states the model returned earlier is
-    none. Every tree has a right root, so the prompt's own fallback pass (section 5: nothing accepted) never
-    applies."""
+    none. Every tree starts with a right root, so even a verifier that STOPs at the first rejection accepts a
+    drafted token and the prompt's own fallback pass (section 5: nothing accepted) never applies."""
     cases: list[Case] = []
     for prompt, g in _prompts(rng, target_lm, 2):
         w = _wrong_token(rng, g[:4])
         cases += [
-            ("three roots", prompt, [w, g[0], g[1]], [-1, -1, -1]),
+            ("three roots", prompt, [g[0], w, g[1]], [-1, -1, -1]),
             ("a chain", prompt, [g[0], g[1], g[2], w], [-1, 0, 1, 2]),
             ("two branches", prompt, [g[0], w, g[1], w, g[2]], [-1, -1, 0, 1, 2]),
         ]

@@ -13,6 +13,7 @@ timed search's beams for one item, chosen after they arrived, are checked agains
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from pytest_llmchallenges.sandboxed.llmc_scripted import MinimalTokenModel
 CHALLENGE = "beam_search"
 pytestmark = pytest.mark.perf
 
-SPEC = {"batch": 8, "beam_width": 4, "max_new_tokens": 16, "alpha": 0.6, "eos_token_id": 0}
+SPEC: dict[str, Any] = {"batch": 8, "beam_width": 4, "max_new_tokens": 16, "alpha": 0.6, "eos_token_id": 0}
 
 
 def prompts(seed: int) -> list[list[int]]:

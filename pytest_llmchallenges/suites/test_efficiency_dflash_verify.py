@@ -7,6 +7,8 @@ checked against greedy decoding. (Whether one pass per cycle holds is graded by 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ CHALLENGE = "dflash_verify"
 pytestmark = pytest.mark.perf
 
 TARGET = {"vocab_size": 1000, "d_model": 64, "n_heads": 4, "seed": 0}
-SPEC = {"target": TARGET, "n_new": 12, "depth": 4}
+SPEC: dict[str, Any] = {"target": TARGET, "n_new": 12, "depth": 4}
 
 
 def check(seed: int, out: dict, lm: MinimalLM, cycles: list) -> None:

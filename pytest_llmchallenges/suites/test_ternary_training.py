@@ -2,10 +2,19 @@
 
 What is verified, in the sandbox, on the grader's tiny inputs: the projection (values and scales), the
 straight-through gradient, that every matrix of the model (embedding and LM head included) is ternary, that
-the batching + loss code cannot beat ln(V) on random tokens, that the validation split is held out, and that a
-few dozen training steps lower the loss without leaving the ternary grid. What is *not* verified: the full
-training run. Answers fine-tune Qwen3-0.6B (weights cannot be downloaded here) or train for many minutes, so
-their reported loss, perplexity and samples are read from their report and shown as "reported, not re-run".
+targets are the next tokens (and the model cannot beat ln(V) on random tokens), that the validation split is
+held out, and that a few dozen training steps lower the loss without leaving the ternary grid. What is *not*
+verified: the full training run. Answers fine-tune Qwen3-0.6B (weights cannot be downloaded here) or train for
+many minutes, so their reported loss, perplexity and samples are read from their report and shown as
+"reported, not re-run".
+
+How answers are driven (docs/writing-a-suite.md's rules): only shapes the prompt allows are graded (sides that
+are multiples of 128); the model is built at a tiny configuration where its constructor takes one, else from the
+answer's own default configuration, and its vocabulary is read from its logits; the answer's batching, split,
+step and loss functions are called with their own signatures, and an exception while trying a convention is a
+failed probe, not the answer's error. Where the code that matters sits inline in a ``main()`` no driver can
+reach (the (inputs, labels) slices, an inline train/validation split), the source is read statically
+(oracles/ternary_source.py): ``inputs = b[1:]; labels = b[:-1]`` is the copy bug wherever it is written.
 
 Where the prompt misleads:
 - "Check with: abs(round(W/s) - {-1,0,+1}) < 1e-5" is vacuous on the latent weights (round() always gives an
@@ -511,12 +520,21 @@ def _from_text(text: str) -> dict:
                 found["ternary"] = "pass"
             elif re.search(r"\b(fail(ed)?|false)\b|❌", low):
                 found["ternary"] = "FAIL"
-    samples = [ln for ln in lines if re.match(r"^\W*(sample|generation|prompt|output)\s*#?\d*\s*\W", ln.strip(), re.I)]
+    samples = [  # "Sample 2: ...", "Prompt: ...", "output) ...", "Generation 1 - ..."; not "PROMPT.md"
+        ln
+        for ln in lines
+        if re.match(r"^\W*(sample|generation|prompt|output)\s*#?\d*\s*([:)\]=|>]|\s[-–—])", ln.strip(), re.I)
+    ]
     if samples:
         found["samples"] = len(samples)
     steps = re.findall(r"step\W{0,3}(\d+)[^\n]{0,40}?loss\W{0,3}" + _NUMBER, text, re.I)
     if len(steps) >= 3:
         found["losses"] = [float(v) for _, v in steps]
+    else:  # "Training loss: 10.3 -> 6.0": the first and last values are evidence enough that it decreased
+        pair = re.search(r"loss[^\n]{0,30}?" + _NUMBER + r"\s*(?:→|->|=>|to)\s*" + _NUMBER, text, re.I)
+        if pair:
+            found["losses"] = [float(pair.group(1)), float(pair.group(2))]
+            found.setdefault("train_loss", float(pair.group(2)))  # where the training loss ended
     return found
 
 
@@ -565,10 +583,10 @@ def test_report_complete(challenge_dir, llm_note):
     missing = [label for key, label in (("train_loss", "final training loss"), ("val_ppl", "validation perplexity"),
                ("ternary", "ternary verification result"), ("samples", "generation samples"),
                ("losses", "loss log")) if key not in found]  # fmt: skip
+    if found.get("samples", 3) < 3:
+        missing.append(f"3-5 generation samples ({found['samples']} found)")
     if missing:
         wrong(f"the report lacks: {', '.join(missing)} (searched {len(_report_files(challenge_dir))} files)")
-    if found["samples"] < 3:
-        wrong(f"the report has {found['samples']} generation samples; the prompt asks for 3-5")
     if found["ternary"] != "pass":
         wrong(f"the report's ternary verification says {found['ternary']} ({sources['ternary']})")
     losses = found["losses"]

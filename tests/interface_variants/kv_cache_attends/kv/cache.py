@@ -1,5 +1,6 @@
 """A cache object that owns the attention: attend(q, k, v, n_new) appends the projected keys and values of
-the new tokens and returns their attention over each sequence's history. Time-major buffers (B, T, H, Dh)."""
+the new tokens and returns their attention over each sequence's history. Time-major buffers (B, T, H, Dh),
+stored in half precision (a compressed cache, which the prompt allows)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ class CacheFull(Exception):
 
 class SequenceCache:
     def __init__(self, max_batch: int, max_len: int, n_heads: int, head_dim: int):
-        self.k = np.zeros((max_batch, max_len, n_heads, head_dim))
+        self.k = np.zeros((max_batch, max_len, n_heads, head_dim), dtype=np.float16)
         self.v = np.zeros_like(self.k)
         self.used = np.zeros(max_batch, dtype=np.int64)
 
