@@ -11,12 +11,13 @@
 #      FUSE_CHECK_NO_INSTALL=1) PYTHONPATH=. and -p pytest_llmchallenges.plugin
 #   3. the fuse suite on reference/ with every GPU test (compute-sanitizer test included)
 #   4. compute-sanitizer memcheck, racecheck (and synccheck, initcheck, for information) on the reference,
-#      outside the sandbox; 4b. bench/landlock_cuda_probe.py: which part of the confinement breaks CUDA
+#      outside the sandbox; 4b. bench/landlock_cuda_probe.py: which part of the confinement breaks CUDA;
+#      4c. bench/isolation_cuda_probe.py: CUDA inside the sandbox's namespaces and fresh root
 #   5. bench/fuse_bandwidth.py: bandwidth against copy bandwidth, naive CuPy and CuPy's row-wise max
 #   6. every mutant of tests/mutants/fuse.toml graded on the GPU (in parallel), each against the tests that
 #      must catch it
 # Logs: in $OUT when set (the device tool brings that folder back), else /tmp/fuse_gpu_check:
-# env.txt suite.txt suite.json sanitizer.txt landlock.txt bench.txt mutants.txt summary.txt
+# env.txt suite.txt suite.json sanitizer.txt landlock.txt isolation.txt bench.txt mutants.txt summary.txt
 set -u
 cd "$(dirname "$0")/.." || exit 2
 LOG=${OUT:-/tmp/fuse_gpu_check}
@@ -138,6 +139,12 @@ banner "4b. Landlock and the CUDA runtime"
 timeout -k 5 "$(allow 45 100)" "$PY" bench/landlock_cuda_probe.py >"$LOG/landlock.txt" 2>&1
 cat "$LOG/landlock.txt"
 note "landlock" "$(grep -c '^ok' "$LOG/landlock.txt") of $(grep -cE '^(ok|FAILS|CRASH|TIMEOUT)' "$LOG/landlock.txt") variants run CUDA; failing: $(grep -E '^(FAILS|CRASH|TIMEOUT)' "$LOG/landlock.txt" | cut -c9- | cut -d'[' -f1 | tr '\n' ';')"
+
+# ---- 4c. the sandbox's namespaces and the CUDA runtime ---------------------------------------------------
+banner "4c. namespaces and the CUDA runtime"
+timeout -k 5 "$(allow 45 90)" "$PY" bench/isolation_cuda_probe.py >"$LOG/isolation.txt" 2>&1
+cat "$LOG/isolation.txt"
+note "isolation" "$(grep -c '^ok' "$LOG/isolation.txt") ok; failing: $(grep -vE '^(ok|$)' "$LOG/isolation.txt" | head -n 3 | cut -c1-80 | tr '\n' ';')"
 
 # ---- 5. bandwidth --------------------------------------------------------------------------------------
 banner "5. bandwidth bench"

@@ -3,13 +3,14 @@
     python bench/grade_reference.py [--workers 2]
 
 Goals (issue 2): the whole CPU suite on the reference in under 60 s on 2 cores with -n 2; under 0.5 s of
-sandbox overhead per (submission, challenge).
+sandbox overhead per (submission, challenge). Issue 15: the isolated fork-server path under 60 ms per call.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,35 +20,55 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def sandbox_overhead(calls: int = 20) -> tuple[float, float]:
-    """Seconds per trivial call (fork server) and per trivial call with a fresh interpreter (spawn)."""
+MODES = (("fork", "off"), ("fork", "auto"), ("spawn", "off"), ("spawn", "auto"))
+
+
+def sandbox_overhead(calls: int = 20) -> dict[tuple[str, str], tuple[float, float]]:
+    """Median and best seconds per trivial call, for each (launcher, isolation) pair, interleaved round by round
+    so that the machine's load weighs on every mode alike. ``off`` is the path before issue 15 (temp copy,
+    Landlock writes only); ``auto`` adds namespaces, a fresh root, Landlock reads and a cgroup per call."""
     from pytest_llmchallenges import launcher
     from pytest_llmchallenges.sandbox import Sandbox
 
+    times: dict[tuple[str, str], list[float]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "backwards"
         folder.mkdir()
         (folder / "sol.py").write_text("def entry(x):\n    return x\n")
-        results = []
-        for mode in ("fork", "spawn"):
-            os.environ["LLMC_SANDBOX"] = mode
+        launchers = {}
+        for start in ("fork", "spawn"):
+            os.environ["LLMC_SANDBOX"] = start
             launcher._LAUNCHER.clear()
-            box = Sandbox("backwards", folder, 30)
-            box.run("selfcheck:call_entry", 1)  # start-up of the fork server is paid once per process
-            start = time.perf_counter()
-            for _ in range(calls):
+            launchers[start] = launcher.launcher({})  # the fork server's start-up is paid once per process
+        boxes = {m: Sandbox("backwards", folder, 30, isolation=m[1]) for m in MODES}
+        for m, box in boxes.items():
+            launcher._LAUNCHER[:] = [launchers[m[0]]]
+            box.run("selfcheck:call_entry", 1)
+        for _ in range(calls):
+            for m, box in boxes.items():
+                launcher._LAUNCHER[:] = [launchers[m[0]]]
+                start_t = time.perf_counter()
                 box.run("selfcheck:call_entry", 1)
-            results.append((time.perf_counter() - start) / calls)
+                times[m].append(time.perf_counter() - start_t)
         os.environ.pop("LLMC_SANDBOX", None)
-    return results[0], results[1]
+    return {m: (statistics.median(t), min(t)) for m, t in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", default="2")
+    parser.add_argument("--overhead-only", action="store_true", help="skip grading the reference")
+    parser.add_argument("--calls", type=int, default=20)
     args = parser.parse_args()
-    fork, spawn = sandbox_overhead()
-    print(f"sandbox overhead per call: fork server {fork * 1000:.0f} ms, fresh interpreter {spawn * 1000:.0f} ms")
+    from pytest_llmchallenges import isolation
+
+    print(isolation.describe())
+    for (start, iso), (median, best) in sandbox_overhead(args.calls).items():
+        label = "fork server" if start == "fork" else "fresh interpreter"
+        path = "isolated (issue 15)" if iso == "auto" else "old path (temp copy, Landlock writes)"
+        print(f"sandbox overhead per call, {label}, {path}: median {median * 1000:.0f} ms, best {best * 1000:.0f} ms")
+    if args.overhead_only:
+        return
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--llm-reference"]
     if args.workers != "0":
         cmd += ["-n", args.workers]

@@ -34,3 +34,31 @@ def missing(capability: str) -> str | None:
             return "needs MLX: mlx is installed but does not run here"
         return None
     raise ValueError(capability)
+
+
+# Report names of the capabilities (JSON keys), the markers that need them, and how a partial grade names them.
+MARKERS = {"gpu": "cuda_gpu", "nvcc": "nvcc", "mlx": "mlx"}
+NAMES = {"cuda_gpu": "a CUDA GPU", "nvcc": "nvcc", "mlx": "MLX", "compute_sanitizer": "compute-sanitizer"}
+LABELS = {key: "no " + name.removeprefix("a ") for key, name in NAMES.items()}
+# Skip reasons raised inside a test (a driver's "not here" answer) that mean a capability, not the answer.
+_REASON_WORDS = (
+    ("compute-sanitizer", "compute_sanitizer"),
+    ("nvcc", "nvcc"),
+    ("mlx", "mlx"),
+    ("cuda gpu", "cuda_gpu"),
+    ("cupy", "cuda_gpu"),
+)
+
+
+def present() -> dict[str, bool]:
+    """This machine's capabilities, as the report states them: two runs on different machines differ here."""
+    return {MARKERS[m]: missing(m) is None for m in MARKERS}
+
+
+def of_skip(reason: str) -> str | None:
+    """The capability a skip reason names (None when the skip is about something else): the reasons of
+    :func:`missing` and the drivers' "not installed here" answers."""
+    text = reason.lower()
+    if not (text.startswith("needs ") or "not installed" in text or "no nvidia" in text):
+        return None
+    return next((name for word, name in _REASON_WORDS if word in text), None)

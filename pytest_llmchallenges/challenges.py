@@ -1,8 +1,15 @@
-"""The eight challenges: names, difficulty, limits, and what their prompts ask that no test can judge."""
+"""The challenges: names, difficulty, limits, and what their prompts ask that no test can judge.
+
+The eight built-in ones are rows of the table below. Another installed package adds its own through
+``registry.py`` (a pytest hook or an entry point); it then sits in the same table, so that everything that
+reads it (markers, scaffold, reports, scoring, the sandbox) treats it like a built-in one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DIFFICULTIES = ("medium", "hard", "extra_hard", "research")
 DIFFICULTY_WEIGHT = {"medium": 1.0, "hard": 2.0, "extra_hard": 3.0, "research": 3.0}
@@ -19,6 +26,18 @@ class Challenge:
     # The CUDA runtime fails under Landlock (cudaErrorOperatingSystem, seen on an H200 host), so calls of a
     # challenge that runs kernels keep the audit-hook write guard but not the kernel-enforced one.
     cuda_runtime: bool = False
+    # Where a third-party challenge's pieces live (None for a built-in one: the packaged folders). The child
+    # may read ``driver_dir`` and nothing else of ``package_dir``: suites, oracles and prompts stay hidden.
+    prompt: Path | None = None  # the prompt the scaffold writes as PROMPT.md
+    suite: Path | None = None  # a suite module or a folder of them, collected like the packaged suites
+    driver_dir: Path | None = None  # the folder holding ``llmc_drive_<name>.py`` (child-side code only)
+    package_dir: Path | None = None  # the grader-side folder hidden from the child (suite, oracle, prompt)
+    reference: Path | None = None  # a submission folder holding the reference answer in ``<name>/``
+    needs: tuple[str, ...] = field(default=())  # capability markers every test needs: "gpu", "nvcc", "mlx"
+
+    @property
+    def builtin(self) -> bool:
+        return self.package_dir is None
 
 
 CHALLENGES: dict[str, Challenge] = {
@@ -111,4 +130,26 @@ CHALLENGES: dict[str, Challenge] = {
     )
 }
 
-CHALLENGE_NAMES: tuple[str, ...] = tuple(CHALLENGES)
+BUILTIN: frozenset[str] = frozenset(CHALLENGES)
+
+
+class _Names(Sequence[str]):
+    """The challenge names in table order, read live: a challenge registered later is listed everywhere."""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(CHALLENGES))
+
+    def __len__(self) -> int:
+        return len(CHALLENGES)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def,override]
+        return tuple(CHALLENGES)[index]
+
+    def __contains__(self, name: object) -> bool:
+        return name in CHALLENGES
+
+    def __repr__(self) -> str:
+        return repr(tuple(CHALLENGES))
+
+
+CHALLENGE_NAMES: Sequence[str] = _Names()

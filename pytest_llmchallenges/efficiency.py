@@ -118,7 +118,7 @@ def laps(result: CallResult, count: int, wall: float) -> list[tuple[float, int]]
         raise NotMeasured(f"expected {2 * count} timing marks from the driver, got {len(marks)} (marks forged?)")
     out = []
     for start, end in zip(marks[0::2], marks[1::2], strict=True):
-        out.append((end["recv"] - start["go"], max(0, int(end["hwm"] - start["rss"]))))
+        out.append((end["recv"] - start["go"], max(0, int(end["peak"]))))
     if sum(s for s, _ in out) > wall + 0.05:
         raise NotMeasured("the timing marks add up to more than the call's wall time (marks forged?)")
     return out

@@ -10,7 +10,11 @@ from typing import NoReturn
 
 import numpy as np
 
-CATEGORIES = ("ok", "wrong", "error", "crash", "timeout", "memory", "interface", "compile", "skipped")
+# "grader": a fault of the grader itself (plugin, suite, oracle, driver), never charged to a model.
+# "not_driven": the grader found no way to call the answer (scored as failed, reported apart from real failures).
+CATEGORIES = (
+    "ok", "wrong", "error", "crash", "timeout", "memory", "interface", "compile", "skipped", "grader", "not_driven",
+)  # fmt: skip
 
 
 class GradingFailure(AssertionError):

@@ -1,7 +1,8 @@
 """Starting sandboxed children: through a fork server (fast, the default on Linux) or by spawning.
 
 Both give the sandbox the same thing: a child running ``llmc_boot.serve`` in its own session, its cwd and
-environment set, with a request pipe, a result pipe and one stdout+stderr pipe. ``LLMC_SANDBOX=spawn``
+environment set (or isolated by ``llmc_isolate``, given a plan), with a request pipe, a result pipe and one
+stdout+stderr pipe. ``LLMC_SANDBOX=spawn``
 forces a fresh interpreter per call (slower; useful to rule the fork server out when debugging).
 """
 
@@ -51,9 +52,11 @@ class Spawner:
         self._procs: dict[int, subprocess.Popen] = {}
         self._known = set(processes.children(os.getpid()))
 
-    def launch(self, cwd: Path, env: dict[str, str]) -> Launched:
+    def launch(self, cwd: Path, env: dict[str, str], plan: dict | None = None) -> Launched:
         r_req, w_req = os.pipe()
         r_res, w_res = os.pipe()
+        if plan is not None:
+            env = {**env, "LLMC_ISOLATE": json.dumps(plan)}
         self._known = set(processes.children(os.getpid()))
         try:
             proc = subprocess.Popen(
@@ -108,6 +111,7 @@ class ForkServer:
         )
         child_end.close()
         self._exits: dict[int, int] = {}
+        self._forgotten: set[int] = set()
         atexit.register(self.close)
 
     @property
@@ -124,15 +128,20 @@ class ForkServer:
             raise ConnectionError("the sandbox fork server exited")
         msg = json.loads(data)
         if "exit" in msg:
-            self._exits[int(msg["exit"])] = int(msg["code"])
+            pid = int(msg["exit"])
+            if pid in self._forgotten:
+                self._forgotten.discard(pid)
+            else:
+                self._exits[pid] = int(msg["code"])
         return msg
 
-    def launch(self, cwd: Path, env: dict[str, str]) -> Launched:
+    def launch(self, cwd: Path, env: dict[str, str], plan: dict | None = None) -> Launched:
         r_req, w_req = os.pipe()
         r_res, w_res = os.pipe()
         r_out, w_out = os.pipe()
+        order = json.dumps({"cwd": str(cwd), "env": env, "isolate": plan}).encode()
         try:
-            socket.send_fds(self._sock, [json.dumps({"cwd": str(cwd), "env": env}).encode()], [r_req, w_res, w_out])
+            socket.send_fds(self._sock, [order], [r_req, w_res, w_out])
         finally:
             for fd in (r_req, w_res, w_out):
                 os.close(fd)
@@ -155,8 +164,10 @@ class ForkServer:
         return [p for p in processes.children(self._proc.pid) if p != child.pid]
 
     def forget(self, child: Launched) -> None:
-        self.exit_code(child, 5)
-        self._exits.pop(child.pid, None)
+        """Drop a killed child without waiting for its exit (an isolated call's namespaces take a while to
+        tear down; the kernel does that while the next call starts, and the zygote reaps it)."""
+        if self._exits.pop(child.pid, None) is None:
+            self._forgotten.add(child.pid)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

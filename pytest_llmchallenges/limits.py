@@ -33,7 +33,7 @@ class CalibratedSandbox(Sandbox):
         self.reference_dir = reference_dir
         self._calls = 0
 
-    def _reference_seconds(self, key: tuple[str, str, int], function: str, args: tuple, kwargs: dict) -> float | None:
+    def _reference_seconds(self, key: tuple[str, str, int], function: Any, args: tuple, kwargs: dict) -> float | None:
         if key not in _REFERENCE_SECONDS:
             assert self.reference_dir is not None
             ref = Sandbox(self.challenge, self.reference_dir, self.timeout, self.memory_limit, self.seed, self.confine)
@@ -43,7 +43,7 @@ class CalibratedSandbox(Sandbox):
                 _REFERENCE_SECONDS[key] = None
         return _REFERENCE_SECONDS[key]
 
-    def run(self, function: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> CallResult:
+    def run(self, function: Any, *args: Any, timeout: float | None = None, **kwargs: Any) -> CallResult:
         index, self._calls = self._calls, self._calls + 1
         own = timeout or self.timeout
         if self.override_timeout or self.reference_dir is None or self._is_reference():

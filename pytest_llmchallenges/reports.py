@@ -6,18 +6,28 @@ same report as a serial one. No timings are included: grading the same folder tw
 
 from __future__ import annotations
 
-import html
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .capabilities import LABELS, NAMES
 from .challenges import CHALLENGE_NAMES, CHALLENGES
-from .scoring import NOT_SCORED, challenge_score, letter, overall_score
+from .scoring import (
+    NOT_SCORED,
+    SCORE_MODES,
+    challenge_score,
+    counted,
+    is_efficiency,
+    is_unanswered,
+    letter,
+    overall_score,
+)
 from .submissions import Submission
 
-SCHEMA = "pytest-llmchallenges/report/1"
-MISSING_PREFIX = "no submission for "
+SCHEMA = "pytest-llmchallenges/report/2"
+PARTIAL_MARK = "*"  # after a partial challenge's letter, and after a provisional overall grade
 
 
 @dataclass(frozen=True)
@@ -28,24 +38,50 @@ class TestRecord:
     path: str
     challenge: str
     outcome: str  # passed | failed | skipped
-    category: str
+    category: str  # "" (passed), a failure category, "missing", "capability" or "grader"
     message: str
+    capability: str = ""  # the capability a "capability" skip lacks (capabilities.LABELS' keys)
+    efficiency: dict[str, Any] = field(default_factory=dict)  # figures attached as "llm_efficiency"
+    perf: bool = False  # an efficiency measurement (marker perf): its figures are reported, never counted
 
 
-def _challenge_entry(name: str, records: list[TestRecord]) -> dict[str, Any]:
-    tests = sorted(records, key=lambda r: r.nodeid)
+def _perf(record: TestRecord) -> bool:
+    """An efficiency measurement (marker ``perf``, or an efficiency suite): listed, never counted."""
+    return record.perf or is_efficiency(record.nodeid)
+
+
+def _status(records: list[TestRecord], graded: int, caps: list[str]) -> str:
+    if is_unanswered([r.category for r in records]):
+        return "missing"
+    if caps:
+        return "partial"
+    return "graded" if graded else "n/a"
+
+
+def _challenge_entry(name: str, records: list[TestRecord], missing_reason: str | None) -> dict[str, Any]:
+    """One challenge of one submission. No records at all: missing when the folder says so, else n/a (not run)."""
+    everything = sorted(records, key=lambda r: r.nodeid)
+    tests = [r for r in everything if not _perf(r)]  # correctness only: efficiency is its own axis
     passed = sum(r.outcome == "passed" for r in tests)
-    failed = sum(r.outcome == "failed" for r in tests)
+    failed = sum(r.outcome == "failed" and r.category != "grader" for r in tests)  # a grader fault is ours
     skipped = sum(r.outcome == "skipped" for r in tests)
-    missing = skipped == len(tests) and all(r.message.startswith(MISSING_PREFIX) for r in tests)
-    score = challenge_score(passed, failed)
+    caps = (
+        [] if missing_reason else sorted({r.capability for r in tests if r.category == "capability" and r.capability})
+    )
+    status = "missing" if missing_reason else _status(tests, passed + failed, caps)  # the folder decides
+    score = challenge_score(passed, failed) if status in ("graded", "partial") else None
+    labels = ", ".join(LABELS.get(c, f"no {c}") for c in caps)
     return {
         "name": name,
         "difficulty": CHALLENGES[name].difficulty,
-        "status": "missing" if missing else "graded",
+        "status": status,
+        "partial_reason": f"{passed + failed} of {len(tests)} graded: {labels}" if status == "partial" else None,
+        "missing_capabilities": caps,
         "passed": passed,
         "failed": failed,
         "skipped": skipped,
+        "graded": passed + failed,
+        "total": len(tests),
         "score": 0.0 if score is None else round(score, 6),
         "grade": NOT_SCORED if score is None else letter(score),
         "tests": [
@@ -55,39 +91,90 @@ def _challenge_entry(name: str, records: list[TestRecord]) -> dict[str, Any]:
                 "outcome": r.outcome,
                 "category": r.category,
                 "message": r.message,
+                "run": None,
             }
-            for r in tests
+            for r in everything
         ],
     }
 
 
-def build(submissions: list[Submission], records: list[TestRecord]) -> dict[str, Any]:
-    """The report document. Submissions are ranked by overall score (best first), then by name."""
-    entries: list[dict[str, Any]] = []
-    for sub in submissions:
-        mine = [r for r in records if r.submission == sub.name]
-        challenges = [
-            _challenge_entry(c, [r for r in mine if r.challenge == c])
-            for c in CHALLENGE_NAMES
-            if any(r.challenge == c for r in mine)
-        ]
-        scored = [
-            (c["difficulty"], c["score"] if c["grade"] != NOT_SCORED else None)
-            for c in challenges
-            if c["status"] == "graded"
-        ]
-        overall = overall_score(scored)
-        entries.append(
-            {
-                "name": sub.name,
-                "path": str(sub.path),
-                "score": 0.0 if overall is None else round(overall, 6),
-                "grade": NOT_SCORED if overall is None else letter(overall),
-                "challenges": challenges,
-            }
-        )
-    entries.sort(key=lambda e: (-float(e["score"]), str(e["name"])))
-    return {"schema": SCHEMA, "submissions": entries}
+def _efficiency(records: list[TestRecord]) -> dict[str, dict[str, Any]]:
+    """The efficiency figures of each challenge, merged over its tests (in node id order)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: r.nodeid):
+        if r.efficiency:
+            out.setdefault(r.challenge, {}).update(r.efficiency)
+    return out
+
+
+def _submission_entry(sub: Submission, records: list[TestRecord], names: list[str], mode: str) -> dict[str, Any]:
+    mine = [r for r in records if r.submission == sub.name]
+    challenges = [_challenge_entry(c, [r for r in mine if r.challenge == c], sub.missing_reason(c)) for c in names]
+    perf = {r.nodeid for r in mine if _perf(r)}
+    overall = overall_score(
+        [(c["difficulty"], counted(c["status"], c["score"] if c["graded"] else None, mode)) for c in challenges]
+    )
+    by_category: dict[str, int] = {}
+    for c in challenges:
+        for t in c["tests"]:
+            if t["category"] and t["nodeid"] not in perf:
+                by_category[t["category"]] = by_category.get(t["category"], 0) + 1
+    return {
+        "name": sub.name,
+        "path": str(sub.path),
+        "rank": 0,
+        "overall_score": 0.0 if overall is None else round(overall, 6),
+        "overall_grade": NOT_SCORED if overall is None else letter(overall),
+        "provisional": any(c["status"] == "partial" for c in challenges),
+        "coverage": {"answered": sum(c["status"] != "missing" for c in challenges), "total": len(challenges)},
+        "counts": {
+            "passed": sum(c["passed"] for c in challenges),
+            "failed": sum(c["failed"] for c in challenges),
+            "skipped": sum(c["skipped"] for c in challenges),
+            "by_category": dict(sorted(by_category.items())),
+        },
+        "efficiency": _efficiency(mine),
+        "challenges": challenges,
+    }
+
+
+def build(
+    submissions: list[Submission],
+    records: list[TestRecord],
+    score_mode: str = "all",
+    run: dict[str, Any] | None = None,
+    faults: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The report document (schema 2, report.schema.json). Submissions are ranked by overall score, best
+    first, then by name; equal scores share a rank. The challenges are those the run collected."""
+    if score_mode not in SCORE_MODES:
+        raise ValueError(f"unknown score mode {score_mode!r}")
+    names = [c for c in CHALLENGE_NAMES if any(r.challenge == c for r in records)]
+    entries = [_submission_entry(sub, records, names, score_mode) for sub in submissions]
+    entries.sort(key=lambda e: (-float(e["overall_score"]), str(e["name"])))
+    for i, e in enumerate(entries):
+        same = i and entries[i - 1]["overall_score"] == e["overall_score"]
+        e["rank"] = entries[i - 1]["rank"] if same else i + 1
+    missing_caps = sorted({m for e in entries for c in e["challenges"] for m in c["missing_capabilities"]})
+    return {
+        "schema": SCHEMA,
+        "run": {
+            "score_mode": score_mode,
+            "capabilities": {},
+            "isolation": "default",
+            "seed": None,
+            "incomplete": False,
+            **(run or {}),
+            "provisional": any(e["provisional"] for e in entries),
+            "missing_capabilities": missing_caps,
+        },
+        "challenges": [{"name": c, "difficulty": CHALLENGES[c].difficulty} for c in names],
+        "submissions": entries,
+        "grader_faults": sorted(
+            [*(faults or []), *({"nodeid": r.nodeid, "message": r.message} for r in records if r.category == "grader")],
+            key=lambda f: f["nodeid"],
+        ),
+    }
 
 
 def _challenge_columns(data: dict[str, Any]) -> list[str]:
@@ -98,21 +185,72 @@ def _challenge_columns(data: dict[str, Any]) -> list[str]:
 def _cell(entry: dict[str, Any] | None) -> str:
     if entry is None:
         return "-"
-    if entry["status"] == "missing":
-        return "missing"
-    return f"{entry['passed']}/{entry['passed'] + entry['failed']} {entry['grade']}"
+    if entry["status"] in ("missing", "n/a"):
+        return str(entry["status"])
+    mark = PARTIAL_MARK if entry["status"] == "partial" else ""
+    failed = [t["category"] for t in entry.get("tests", []) if t["outcome"] == "failed" and t["category"] != "grader"]
+    if not entry["passed"] and failed and set(failed) == {"not_driven"}:
+        return "not driven"  # nothing could be called: not a wrong answer, though it scores as one
+    return f"{entry['passed']}/{entry['graded']} {entry['grade']}{mark}"
 
 
-def terminal_lines(data: dict[str, Any]) -> list[str]:
+def score_line(run: dict[str, Any], total: int) -> str:
+    """How the overall score was computed: every report states it."""
+    if run.get("score_mode") == "answered":
+        return "score: over answered challenges only (--llm-score=answered); missing ones are left out"
+    what = f"all {total} challenges" if total != 1 else "the 1 challenge"
+    return f"score: over {what} of the run, a missing one scoring 0 (--llm-score=all)"
+
+
+def footer_lines(data: dict[str, Any]) -> list[str]:
+    """What a reader must know to trust the table: scoring, partial grades, an incomplete run, grader faults."""
+    run = data.get("run", {})
+    lines = [score_line(run, len(data.get("challenges", []))), _CELLS]
+    partial = [
+        f"{s['name']}/{c['name']}: {c['partial_reason']}"
+        for s in data["submissions"]
+        for c in s["challenges"]
+        if c["status"] == "partial"
+    ]
+    if partial:
+        caps = " and ".join(NAMES.get(c, c) for c in run.get("missing_capabilities", []))
+        lines.append(f"{PARTIAL_MARK} partial: " + "; ".join(partial))
+        lines.append(f"provisional: grading on a machine with {caps} would complete it")
+    if run.get("incomplete"):
+        lines.append("incomplete: the run stopped early (-x, --maxfail or an interrupt); not every test ran")
+    return lines
+
+
+_CELLS = (
+    "cells: tests passed/graded and letter; 'missing': not answered (no folder, or only scaffold files); "
+    "'not driven': the grader found no way to call the answer (see each test's message)"
+)
+
+
+def terminal_lines(data: dict[str, Any], notes: list[str] | None = None) -> list[str]:
+    """The grade table, its footer, the notes, then the grader's faults in a block of their own, last."""
     columns = _challenge_columns(data)
-    rows = [["rank", "submission", "score", "grade", *columns]]
-    for i, s in enumerate(data["submissions"], 1):
+    rows = [["rank", "submission", "score", "grade", "answered", *columns]]
+    for s in data["submissions"]:
         by_name = {c["name"]: c for c in s["challenges"]}
-        rows.append([str(i), s["name"], f"{s['score']:.3f}", s["grade"], *(_cell(by_name.get(c)) for c in columns)])
+        cov = s["coverage"]
+        grade = s["overall_grade"] + (PARTIAL_MARK if s["provisional"] else "")
+        rows.append(
+            [str(s["rank"]), s["name"], f"{s['overall_score']:.3f}", grade, f"{cov['answered']}/{cov['total']}"]
+            + [_cell(by_name.get(c)) for c in columns]
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.append("cells: tests passed/graded and letter; skipped tests are not counted; 'missing': no folder")
-    return lines
+    lines += footer_lines(data) + (notes or [])
+    return lines + fault_lines(data.get("grader_faults", []))
+
+
+def fault_lines(faults: list[dict[str, str]]) -> list[str]:
+    """The grader's own faults, in a block of their own: never charged to a model."""
+    if not faults:
+        return []
+    head = f"GRADER FAULTS ({len(faults)}): faults of the grader, not of the models; not scored"
+    return ["", head, *(f"  {f['nodeid']}: {f['message']}" for f in faults)]
 
 
 def _not_graded(columns: list[str]) -> list[tuple[str, str]]:
@@ -120,89 +258,29 @@ def _not_graded(columns: list[str]) -> list[tuple[str, str]]:
 
 
 def to_markdown(data: dict[str, Any]) -> str:
-    columns = _challenge_columns(data)
-    out = ["# LLM challenge grades", "", "## Ranking", "", "| rank | submission | score | grade |", "|---|---|---|---|"]
-    for i, s in enumerate(data["submissions"], 1):
-        out.append(f"| {i} | {s['name']} | {s['score']:.3f} | {s['grade']} |")
-    out += ["", "## Grade matrix", "", "| submission | " + " | ".join(columns) + " |"]
-    out.append("|---|" + "---|" * len(columns))
-    for s in data["submissions"]:
-        by_name = {c["name"]: c for c in s["challenges"]}
-        out.append(f"| {s['name']} | " + " | ".join(_cell(by_name.get(c)) for c in columns) + " |")
-    out += ["", "Cells: tests passed / tests graded, then the letter grade. Skipped tests are not counted.", ""]
-    out += ["## Failures", ""]
-    any_failure = False
-    for s in data["submissions"]:
-        for c in s["challenges"]:
-            for t in c["tests"]:
-                if t["outcome"] == "failed":
-                    any_failure = True
-                    msg = t["message"].replace("|", "\\|")
-                    out.append(f"- **{s['name']}** / {c['name']} / `{t['test']}` ({t['category']}): {msg}")
-    if not any_failure:
-        out.append("None.")
-    out += ["", "## Not graded: needs review", ""]
-    out.append("What the prompts ask for that no test can judge; read these parts of each submission yourself.")
-    out.append("")
-    for c, item in _not_graded(columns):
-        out.append(f"- {c}: {item}")
-    return "\n".join(out) + "\n"
+    from .report_markdown import to_markdown as render  # the renderers import this module's helpers
 
-
-_GRADE_COLOURS = {"A": "#1a7f37", "B": "#4d9a2a", "C": "#b08800", "D": "#d1670c", "F": "#cf222e"}
+    return render(data)
 
 
 def to_html(data: dict[str, Any]) -> str:
-    esc = html.escape
-    columns = _challenge_columns(data)
+    from .report_html import to_html as render
 
-    def colour(grade: str) -> str:
-        return _GRADE_COLOURS.get(grade[:1], "#6e7781")
+    return render(data)
 
-    rows = []
-    for i, s in enumerate(data["submissions"], 1):
-        by_name = {c["name"]: c for c in s["challenges"]}
-        cells = [
-            f"<td>{i}</td><th>{esc(s['name'])}</th>",
-            f"<td style='background:{colour(s['grade'])};color:#fff'>{s['score']:.3f} {esc(s['grade'])}</td>",
-        ]
-        for name in columns:
-            c = by_name.get(name)
-            if c is None:
-                cells.append("<td>-</td>")
-                continue
-            bg = "#8c959f" if c["status"] == "missing" else colour(c["grade"])
-            items = "".join(
-                f"<li class='{esc(t['outcome'])}'><code>{esc(t['test'])}</code> {esc(t['outcome'])}"
-                f" <b>[{esc(t['category'])}]</b> {esc(t['message'])}</li>"
-                for t in c["tests"]
-            )
-            cells.append(
-                f"<td style='background:{bg}'><details><summary>{esc(_cell(c))}</summary><ul>{items}</ul>"
-                "</details></td>"
-            )
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    review = "".join(f"<li><b>{esc(c)}</b>: {esc(item)}</li>" for c, item in _not_graded(columns))
-    head = "".join(f"<th>{esc(c)}<br><small>{esc(CHALLENGES[c].difficulty)}</small></th>" for c in columns)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>LLM challenge grades</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:2em;color:#1f2328}}
-table{{border-collapse:collapse}} td,th{{border:1px solid #d0d7de;padding:6px 8px;vertical-align:top}}
-td details summary{{cursor:pointer;color:#fff;font-weight:600}} td ul{{background:#fff;color:#1f2328;
-margin:6px 0 0;padding:6px 6px 6px 22px;max-width:40em;font-size:13px}}
-li.failed b{{color:#cf222e}} li.passed b{{color:#1a7f37}} li.skipped b{{color:#6e7781}}
-</style></head><body>
-<h1>LLM challenge grades</h1>
-<p>Cells: tests passed / tests graded, then the letter grade; click a cell for its tests, each with its
-category and message. Skipped tests are not counted.</p>
-<table><tr><th>rank</th><th>submission</th><th>overall</th>{head}</tr>
-{"".join(rows)}
-</table>
-<h2>Not graded: needs review</h2><ul>{review}</ul>
-<p><small>schema {esc(data["schema"])}</small></p>
-</body></html>
-"""
+
+def check_target(path: Path) -> str | None:
+    """None when a report can be written to ``path``, else the one-line reason it cannot."""
+    if path.suffix.lower() not in (".json", ".md", ".html", ".htm"):
+        return "unknown report format; use a .json, .md or .html file name"
+    if path.is_dir():
+        return "is a folder; give a file name"
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        return f"no such folder {folder}; create it first"
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "not writable"
+    return None
 
 
 def write(data: dict[str, Any], path: Path) -> None:
@@ -215,5 +293,4 @@ def write(data: dict[str, Any], path: Path) -> None:
         text = to_html(data)
     else:
         raise ValueError("unknown report format; use a .json, .md or .html file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

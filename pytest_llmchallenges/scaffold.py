@@ -1,4 +1,5 @@
-"""The scaffold command: what the original deploy_challenges.sh did, from the packaged prompts."""
+"""The scaffold command: what the original deploy_challenges.sh did, from the packaged prompts and those of the
+challenges other installed packages declare (their entry points, registry.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
+from . import registry
 from .challenges import CHALLENGE_NAMES, CHALLENGES
 
 
@@ -18,6 +20,9 @@ def _package_file(name: str) -> Path:
 
 
 def prompt_text(challenge: str) -> str:
+    spec = CHALLENGES.get(challenge)
+    if spec is not None and spec.prompt is not None:  # a registered challenge's own prompt
+        return spec.prompt.read_text()
     return _package_file(f"prompts/{challenge}.md").read_text()
 
 
@@ -26,7 +31,19 @@ def guide_text() -> str:
 
 
 def scaffold(name: str, dest: Path) -> list[str]:
-    """Create ``dest/name/<challenge>/PROMPT.md`` for every challenge; returns the lines to print."""
+    """Create ``dest/name/<challenge>/PROMPT.md`` for every challenge, the installed packages' ones included;
+    returns the lines to print."""
+    try:
+        added = registry.load()
+    except registry.RegistryError as exc:
+        raise ScaffoldError(str(exc)) from None
+    try:
+        return _scaffold(name, dest)
+    finally:
+        added.clear()
+
+
+def _scaffold(name: str, dest: Path) -> list[str]:
     if not name or "/" in name or name in (".", ".."):
         raise ScaffoldError(f"invalid model name {name!r}: use a plain folder name")
     target = dest / name

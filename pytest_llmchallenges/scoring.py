@@ -1,4 +1,10 @@
-"""Scores and letter grades, as the report schema defines them."""
+"""Scores and letter grades, as the report schema defines them.
+
+The overall score is over every challenge of the run, a missing answer scoring 0 (``--llm-score=all``, the
+default), so that answering less never ranks higher; ``--llm-score=answered`` ranks on answered challenges only.
+A challenge with nothing graded (all its tests skipped, e.g. for a capability this machine lacks) has no score
+and is left out of either mean.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,8 @@ LETTERS = (
     (0.60, "C-"),
     (0.50, "D"),
 )
-NOT_SCORED = "n/a"
+NOT_SCORED = "-"
+SCORE_MODES = ("all", "answered")
 
 
 def letter(score: float) -> str:
@@ -30,8 +37,27 @@ def challenge_score(passed: int, failed: int) -> float | None:
     return passed / (passed + failed) if passed + failed else None
 
 
+def is_efficiency(nodeid: str) -> bool:
+    """A test of the efficiency axis (suites/test_efficiency_<challenge>.py): it records figures and is never
+    counted in the correctness score, the counts or the coverage."""
+    return "test_efficiency_" in nodeid.split("::", 1)[0]
+
+
+def is_unanswered(categories: list[str]) -> bool:
+    """No answer: every test this machine could run says ``missing`` (the others lack a capability), so a
+    missing GPU challenge on a CPU machine is missing, not partial."""
+    return "missing" in categories and all(c in ("missing", "capability") for c in categories)
+
+
+def counted(status: str, score: float | None, mode: str) -> float | None:
+    """What a challenge adds to the overall mean: a missing one 0 (mode "all") or nothing ("answered")."""
+    if status == "missing":
+        return 0.0 if mode == "all" else None
+    return score
+
+
 def overall_score(scores: list[tuple[str, float | None]]) -> float | None:
-    """Difficulty-weighted mean over the challenges that were graded: (difficulty, score) pairs."""
+    """Difficulty-weighted mean of (difficulty, score) pairs, a None score left out; None when all are."""
     graded = [(DIFFICULTY_WEIGHT[d], s) for d, s in scores if s is not None]
     total = sum(w for w, _ in graded)
     return sum(w * s for w, s in graded) / total if total else None

@@ -8,6 +8,11 @@ from pathlib import Path
 from .challenges import CHALLENGE_NAMES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+# What the scaffold writes into a challenge folder: a folder holding only these was never answered.
+SCAFFOLD_FILES = frozenset({"PROMPT.md", "train_data.txt"})
+# Files the grader can read as an answer: Python, CUDA/C++ sources, Markdown (code inside, or an explanation).
+ANSWER_SUFFIXES = frozenset({".py", ".cu", ".cuh", ".c", ".cc", ".cpp", ".h", ".hpp", ".md"})
+MISSING_WORD = "missing"
 
 
 class SubmissionPathError(ValueError):
@@ -25,7 +30,29 @@ class Submission:
 
     @property
     def challenges(self) -> list[str]:
-        return [c for c in CHALLENGE_NAMES if self.challenge_dir(c) is not None]
+        """The challenges this submission answered (a folder with something the grader can read)."""
+        return [c for c in CHALLENGE_NAMES if self.missing_reason(c) is None]
+
+    def missing_reason(self, challenge: str) -> str | None:
+        """None when the challenge was answered, else why it is missing (one line, starting "missing: ")."""
+        d = self.challenge_dir(challenge)
+        if d is None:
+            return f"{MISSING_WORD}: no {challenge} folder"
+        if not any(_is_answer(p, d) for p in d.rglob("*")):
+            held = sorted(p.name for p in d.iterdir() if not p.name.startswith("."))
+            what = f"only the scaffold's {', '.join(held)}" if held else "nothing"
+            return f"{MISSING_WORD}: the {challenge} folder holds {what}; no file the grader can read as an answer"
+        return None
+
+
+def _is_answer(path: Path, folder: Path) -> bool:
+    """A file the grader can read as an answer: not the scaffold's own, not hidden, not a cache."""
+    rel = path.relative_to(folder)
+    if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+        return False
+    if rel.as_posix() in SCAFFOLD_FILES or rel.name == "llmchallenge.toml":
+        return False
+    return path.suffix.lower() in ANSWER_SUFFIXES and path.is_file()
 
 
 def _has_challenges(path: Path) -> bool:

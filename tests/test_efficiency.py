@@ -76,7 +76,7 @@ def test_samples_statistics():
 
 
 def test_laps_come_from_the_grading_process_marks():
-    marks = [{"recv": 0.0, "go": 1.0, "hwm": 0, "rss": 100}, {"recv": 3.0, "go": 3.5, "hwm": 400, "rss": 0}]
+    marks = [{"recv": 0.0, "go": 1.0, "peak": 0}, {"recv": 3.0, "go": 3.5, "peak": 300}]
     result = CallResult(value=None, seconds=0.0, marks=marks)
     assert eff.laps(result, 1, wall=5.0) == [(2.0, 300)]
     with pytest.raises(eff.NotMeasured, match="expected 4 timing marks"):

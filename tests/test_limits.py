@@ -10,6 +10,7 @@ import pytest
 
 from pytest_llmchallenges import limits
 from pytest_llmchallenges.grading import GradingFailure
+from pytest_llmchallenges.sandboxed import llmc_drive_flash_attention as fa_driver
 from pytest_llmchallenges.submissions import reference_root
 
 HANGS = """
@@ -39,7 +40,7 @@ def test_a_hung_call_is_cut_at_the_derived_limit(tmp_path):
     q, k, v = (np.random.default_rng(i).standard_normal((1, 1, 64, 16)) for i in range(3))
     start = time.perf_counter()
     with pytest.raises(GradingFailure) as info:
-        box(hanging(tmp_path)).run("forward", q, k, v, 16, causal=True)
+        box(hanging(tmp_path)).run(fa_driver.forward, q, k, v, 16, causal=True)
     assert info.value.category == "timeout"
     assert "x the reference's" in info.value.reason and "--llm-timeout overrides" in info.value.reason
     assert time.perf_counter() - start < limits.MIN_LIMIT_S + 10
@@ -50,7 +51,7 @@ def test_override_and_the_reference_itself_keep_their_limits(tmp_path):
     ref = box(reference_root() / "flash_attention")
     assert ref._is_reference()
     q, k, v = (np.random.default_rng(i).standard_normal((1, 1, 32, 8)) for i in range(3))
-    ref.run("forward", q, k, v, 8, causal=True)
+    ref.run(fa_driver.forward, q, k, v, 8, causal=True)
     assert ("flash_attention", "t_limits", 0) not in limits._REFERENCE_SECONDS or ref._calls == 1
 
 
@@ -74,5 +75,5 @@ def test_import_time_is_not_the_calls(tmp_path):
     folder.mkdir()
     (folder / "flash.py").write_text(SLOW_IMPORT)
     q, k, v = (np.random.default_rng(i).standard_normal((1, 1, 32, 8)) for i in range(3))
-    out = box(folder).run("forward", q, k, v, 8, causal=True).value
+    out = box(folder).run(fa_driver.forward, q, k, v, 8, causal=True).value
     assert out.shape == q.shape

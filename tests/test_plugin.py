@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SELFCHECK_SUITE, write_submission
+from tests.test_verdicts import load
 
 GOOD = "def entry(x):\n    return x * 2\n"
 
@@ -68,6 +68,7 @@ def test_grades_a_bench_folder_with_ids_and_reports(pytester: pytest.Pytester) -
         {"bench/good/backwards/sol.py": GOOD, "bench/bad/backwards/sol.py": "def entry(x):\n    return x\n"},
     )
     pytester.makepyfile(test_suite=SELFCHECK_SUITE)
+    (pytester.path / "out").mkdir()
     result = pytester.runpytest(
         "--llm-submission",
         "bench",
@@ -86,13 +87,13 @@ def test_grades_a_bench_folder_with_ids_and_reports(pytester: pytest.Pytester) -
     )
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*test_entry?bad? FAILED*", "*test_entry?good? PASSED*", "*LLM challenge grades*"])
-    data = json.loads((pytester.path / "out/r.json").read_text())
-    assert data["schema"] == "pytest-llmchallenges/report/1"
+    data = load(pytester.path / "out/r.json")
+    assert data["schema"] == "pytest-llmchallenges/report/2"
     assert [s["name"] for s in data["submissions"]] == ["good", "bad"]
     bad = data["submissions"][1]["challenges"][0]
     assert bad["tests"][0]["category"] == "wrong" and "expected 42, got 21" in bad["tests"][0]["message"]
     assert "needs review" in (pytester.path / "out/r.md").read_text()
-    assert "<details>" in (pytester.path / "out/r.html").read_text()
+    assert "<table" in (pytester.path / "out/r.html").read_text()
     xml = (pytester.path / "out/j.xml").read_text()
     for prop in ("submission", "challenge", "difficulty", "category"):
         assert f'property name="{prop}"' in xml
@@ -103,7 +104,7 @@ def test_ini_keys(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nllm_submission = m\nllm_report = grades.json\n")
     pytester.makepyfile(test_suite=SELFCHECK_SUITE)
     pytester.runpytest("test_suite.py", "-p", "no:cacheprovider").assert_outcomes(passed=1)
-    assert json.loads((pytester.path / "grades.json").read_text())["submissions"][0]["grade"] == "A"
+    assert load(pytester.path / "grades.json")["submissions"][0]["overall_grade"] == "A"
 
 
 def test_missing_challenge_is_skipped_and_counted_missing(pytester: pytest.Pytester) -> None:
@@ -113,8 +114,8 @@ def test_missing_challenge_is_skipped_and_counted_missing(pytester: pytest.Pytes
         "--llm-submission", "m", "test_suite.py", "-p", "no:cacheprovider", "-rs", "--llm-report", "r.json"
     )
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*no submission for backwards*"])
-    entry = json.loads((pytester.path / "r.json").read_text())["submissions"][0]["challenges"][0]
+    result.stdout.fnmatch_lines(["*missing: no backwards folder*"])
+    entry = load(pytester.path / "r.json")["submissions"][0]["challenges"][0]
     assert entry["status"] == "missing"
 
 
@@ -169,7 +170,7 @@ def test_interface_failure_names_the_fix(pytester: pytest.Pytester) -> None:
         "--llm-submission", "m", "test_suite.py", "-p", "no:cacheprovider", "--llm-report", "r.json"
     )
     result.assert_outcomes(failed=1)
-    test = json.loads((pytester.path / "r.json").read_text())["submissions"][0]["challenges"][0]["tests"][0]
+    test = load(pytester.path / "r.json")["submissions"][0]["challenges"][0]["tests"][0]
     assert test["category"] == "interface"
     assert "broken.py (line 1" in test["message"] or "broken.py" in result.stdout.str()
     result.stdout.fnmatch_lines(["*llmchallenge.toml*", "*note: m/backwards/broken.py does not parse*"])
@@ -190,7 +191,7 @@ def test_timeout_option(pytester: pytest.Pytester) -> None:
         "r.json",
     )
     result.assert_outcomes(failed=1)
-    test = json.loads((pytester.path / "r.json").read_text())["submissions"][0]["challenges"][0]["tests"][0]
+    test = load(pytester.path / "r.json")["submissions"][0]["challenges"][0]["tests"][0]
     assert test["category"] == "timeout"
 
 
@@ -206,7 +207,7 @@ def test_xdist_gives_the_same_report(pytester: pytest.Pytester) -> None:
     pytester.runpytest_subprocess(*args, "-n", "2", "--llm-report", "parallel.json")
     serial = (pytester.path / "serial.json").read_text()
     assert serial == (pytester.path / "parallel.json").read_text()
-    assert json.loads(serial)["submissions"][0]["grade"] == "A"
+    assert load(pytester.path / "serial.json")["submissions"][0]["overall_grade"] == "A"
 
 
 def test_reference_option_finds_the_packaged_reference(pytester: pytest.Pytester) -> None:

@@ -9,39 +9,42 @@ them). Drivers then probe the best candidates on tiny inputs to learn their call
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import re
 import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 try:
-    from . import llmc_scan
+    from . import llmc_bind, llmc_probe, llmc_scan
+    from .llmc_bind import BindError, Binding, parameters, qualified_name, split_arguments
+    from .llmc_errors import InterfaceError, SubmissionError, SubmissionExit
 except ImportError:  # inside the child, where this folder is on sys.path
+    import llmc_bind  # type: ignore[no-redef]
+    import llmc_probe  # type: ignore[no-redef]
     import llmc_scan  # type: ignore[no-redef]
+    from llmc_bind import BindError, Binding, parameters, qualified_name, split_arguments  # type: ignore[no-redef]
+    from llmc_errors import InterfaceError, SubmissionError, SubmissionExit  # type: ignore[no-redef]
 
-
-class InterfaceError(Exception):
-    """Nothing in the submission fits a role, or it returned something no convention can read."""
-
-
-class SubmissionError(Exception):
-    """The submission's own code raised; ``detail`` is its traceback, trimmed to its own frames."""
-
-    def __init__(self, message: str, detail: str = "", category: str = "error") -> None:
-        super().__init__(message)
-        self.detail = detail
-        self.category = category
-
-
-class SubmissionExit(BaseException):
-    """The submission tried to end the process (sys.exit): a crash verdict that no driver's probing loop may
-    swallow, hence a BaseException like SystemExit itself."""
+__all__ = [
+    "BindError",
+    "Binding",
+    "Candidate",
+    "InterfaceError",
+    "Role",
+    "Submission",
+    "SubmissionError",
+    "SubmissionExit",
+    "bind_by_name",
+    "parameters",
+    "qualified_name",
+    "split_arguments",
+]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Candidate:
     score: int
     why: str
     _sub: Submission
+    documented: bool = False  # named by the manifest or the prompt (see llmc_probe's rule 2)
 
     def load(self) -> Any:
         return self._sub.load(self.file, self.name)
@@ -74,7 +78,7 @@ def rank_candidates(
 ) -> list[Candidate]:
     if role_name in manifest:
         file, _, name = manifest[role_name].partition(":")
-        return [Candidate(role_name, file, name, 1000, "named in llmchallenge.toml", sub)]
+        return [Candidate(role_name, file, name, 1000, "named in llmchallenge.toml", sub, documented=True)]
     prescribed = [p.lower() for p in role.prescribed]
     found: list[Candidate] = []
     for d in scan.definitions:
@@ -96,37 +100,9 @@ def rank_candidates(
         if llmc_scan.looks_stale(d.file):
             score -= 30
             why += ", file looks like a test or an old copy"
-        found.append(Candidate(role_name, d.file, d.name, score, why, sub))
+        found.append(Candidate(role_name, d.file, d.name, score, why, sub, documented=short in prescribed))
     found.sort(key=lambda c: (-c.score, c.file.count("/"), c.file, c.name))
     return found
-
-
-def parameters(fn: Callable[..., Any]) -> list[inspect.Parameter]:
-    """Named parameters of a callable (no *args/**kwargs); empty when it has no inspectable signature."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return []
-    return [p for p in sig.parameters.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-
-
-def qualified_name(obj: Any) -> str:
-    return getattr(obj, "__qualname__", getattr(obj, "__name__", type(obj).__name__))
-
-
-def split_arguments(params: list[inspect.Parameter], given: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Positional arguments up to the first parameter left at its default, keywords after it."""
-    positional: list[Any] = []
-    keywords: dict[str, Any] = {}
-    gap = False
-    for p in params:
-        if p.name not in given:
-            gap = True
-        elif p.kind == p.KEYWORD_ONLY or (gap and p.kind != p.POSITIONAL_ONLY):
-            keywords[p.name] = given[p.name]
-        else:
-            positional.append(given[p.name])
-    return tuple(positional), keywords
 
 
 def bind_by_name(
@@ -136,39 +112,10 @@ def bind_by_name(
     order: list[str],
     reusable: tuple[str, ...] = (),
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Arguments for a submission's ``fn`` from named ``values``, the way real answers name things.
-
-    Each parameter takes the first value (in ``patterns`` order) whose regex matches its lower-cased name
-    (values in ``reusable`` may serve several parameters, e.g. a tile size for both Br and Bc); required
-    parameters with unknown names take the unused values of ``order`` in turn; the others keep their
-    defaults. InterfaceError when a required parameter is left without a value.
-    """
-    params = parameters(fn)
-    given: dict[str, Any] = {}
-    used: set[str] = set()
-    unknown = []
-    for p in params:
-        key = next(
-            (
-                k
-                for k, pat in patterns.items()
-                if k in values and (k not in used or k in reusable) and re.search(pat, p.name.lower())
-            ),
-            None,
-        )
-        if key is None:
-            unknown.append(p)
-            continue
-        given[p.name] = values[key]
-        used.add(key)
-    rest = [k for k in order if k in values and k not in used]
-    for p in unknown:
-        if p.default is not p.empty:
-            continue
-        if not rest:
-            raise InterfaceError(f"{qualified_name(fn)}: no value for its required parameter {p.name!r}")
-        given[p.name] = values[rest.pop(0)]
-    return split_arguments(params, given)
+    """Old name of :func:`llmc_bind.bind`, returning (args, kwargs) only; kept until every driver binds
+    through the toolkit."""
+    b = llmc_bind.bind(fn, values, patterns, order, reusable)
+    return b.args, b.kwargs
 
 
 def _exc_line(exc: BaseException) -> str:
@@ -214,8 +161,25 @@ class Submission:
             raise self.interface_error(role_name)
         return found[0].load()
 
+    def attempts(self, role_name: str, make: Callable[[Candidate], Any], limit: int = 8) -> list[llmc_probe.Attempt]:
+        """One probe attempt per candidate of a role, in rank order; InterfaceError when there is none."""
+        found = self.candidates(role_name)
+        if not found:
+            raise self.interface_error(role_name)
+        return [llmc_probe.Attempt(str(c), partial(make, c), c.documented) for c in found[:limit]]
+
+    def drive(
+        self, role_name: str, make: Callable[[Candidate], Any], probe: Callable[[Any], Any], hint: str = ""
+    ) -> tuple[Any, Any]:
+        """(adapter, probe result) for one role, under the probe rule (llmc_probe): candidates in rank order,
+        each made into an adapter by ``make`` and run once by ``probe``."""
+        return llmc_probe.first_working(
+            self.attempts(role_name, make), probe, lambda tried: self.interface_error(role_name, tried, hint)
+        )
+
     def first_working(self, role_name: str, probe: Callable[[Any], Any]) -> tuple[Any, Any]:
-        """Try candidates in rank order; return (object, probe result) of the first whose probe succeeds."""
+        """Old binder, kept until the drivers that use it adopt :meth:`drive`: candidates in rank order,
+        (object, probe result) of the first whose probe succeeds; every failure counts as a failed probe."""
         found = self.candidates(role_name)
         if not found:
             raise self.interface_error(role_name)
@@ -229,9 +193,14 @@ class Submission:
         raise self.interface_error(role_name, tried=problems)
 
     def interface_error(self, role_name: str, tried: list[str] | None = None, hint: str = "") -> InterfaceError:
+        """What could not be driven: the fix (the manifest line) first, so that a one-line report keeps it,
+        then the hint, then what was tried (or, when nothing was, what the folder defines)."""
         role = self.roles[role_name]
         what = role.description or " / ".join(role.prescribed) or role_name
         parts = [f"no usable {what} (role '{role_name}')"]
+        parts.append(f'fix: add to llmchallenge.toml: [roles] {role_name} = "file.py:name"')
+        if hint:
+            parts.append(hint)
         if tried:
             parts.append("tried " + "; ".join(tried))
         else:
@@ -241,9 +210,6 @@ class Submission:
             parts.append(
                 "files that do not parse: " + ", ".join(f"{f} ({e})" for f, e in self.scan.parse_errors.items())
             )
-        if hint:
-            parts.append(hint)
-        parts.append(f'fix: add to llmchallenge.toml: [roles] {role_name} = "file.py:name"')
         return InterfaceError("; ".join(parts))
 
     # -- loading and calling -------------------------------------------------------------------------------
@@ -298,7 +264,23 @@ class Submission:
             raise
         except BaseException as exc:
             name = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
-            raise SubmissionError(f"{name} raised {_exc_line(exc)}", self.trimmed_traceback(exc)) from None
+            raise SubmissionError(
+                f"{name} raised {_exc_line(exc)}", self.trimmed_traceback(exc), own_frames=self.own_frames(exc)
+            ) from None
+
+    def invoke(self, binding: Binding) -> Any:
+        """:meth:`call` with a binding's arguments; an exception records which parameters were bound by
+        position, for the probe rule."""
+        try:
+            return self.call(binding.fn, *binding.args, **binding.kwargs)
+        except SubmissionError as exc:
+            exc.by_position = exc.by_position or binding.by_position
+            raise
+
+    def own_frames(self, exc: BaseException) -> bool:
+        """Whether the traceback passes through one of the submission's files."""
+        root = str(self.root) + "/"
+        return any((f.filename or "").startswith(root) for f in traceback.extract_tb(exc.__traceback__))
 
     def trimmed_traceback(self, exc: BaseException) -> str:
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if str(self.root) in (f.filename or "")]

@@ -39,7 +39,47 @@ def _memory_sampler(root: str, stop: threading.Event, found: dict) -> None:
                 found["top"] = (top.size, f"{where}:{f.lineno}")
 
 
-def serve(fd_in: int, fd_out: int) -> None:
+def _unexpected(exc: Exception, workdir: str, driver_found: bool) -> dict:
+    """An exception no driver turned into a verdict: raised in the submission's files (``error``), by the
+    grader's lookup of its own driver function (``grader``), or by the driver while using what the submission
+    gave it (``interface``)."""
+    import traceback
+
+    detail = "".join(traceback.format_exception(exc)[-3:])[-2000:]
+    text = f"{type(exc).__name__}: {exc}"
+    mine = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(workdir + os.sep)]
+    if mine:
+        where = f"{os.path.relpath(mine[-1].filename, workdir)}:{mine[-1].lineno}"
+        category, message = "error", f"raised {text} (at {where})"
+    elif not driver_found:
+        category, message = "grader", f"the grader's driver function cannot be loaded: {text}"
+    else:
+        category, message = "interface", f"could not use the submission's objects or output: {text}"
+    return {"event": "result", "ok": False, "category": category, "message": message[:2000], "detail": detail}
+
+
+DEV_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+
+
+def start(fd_in: int, fd_out: int, cwd: str, env: dict[str, str], plan: dict | None) -> None:
+    """Set up the process for one call (environment, isolation or temp folder), then serve it."""
+    os.environ.clear()  # an allowlist built by the grader, not what the fork server happened to inherit
+    os.environ.update(env)
+    skipped: list[str] = []
+    import llmc_isolate
+
+    if plan is not None and "mountpoint" not in plan:
+        llmc_isolate.join_cgroups(plan)
+        plan = None
+    if plan is not None:
+        skipped = llmc_isolate.enter(plan)
+        sys.path[:] = [llmc_isolate.DRIVER_IN if p == HERE else p for p in sys.path]
+    else:
+        os.chdir(cwd)
+    serve(fd_in, fd_out, plan is not None, skipped)
+
+
+def serve(fd_in: int, fd_out: int, isolated: bool = False, skipped: list[str] | None = None) -> None:
     """Serve one call on these pipe ends, then wait to be killed (never returns normally)."""
     os.set_inheritable(fd_in, False)
     os.set_inheritable(fd_out, False)
@@ -58,16 +98,25 @@ def serve(fd_in: int, fd_out: int) -> None:
     workdir = os.getcwd()
     sys.path.append(workdir)  # `from model import X` between the submission's files; last, so it shadows nothing
     writable = list(request["writable"])
-    status = (
-        llmc_confine.landlock([*writable, "/dev"])
-        if request.get("confine", True)
-        else "landlock off for this call (audit-hook write guard only)"
-    )
+    here = sys.path[0] if isolated else HERE
+    extra = request.get("driver_path")  # a registered third-party challenge's driver folder (registry.py)
+    if extra:
+        sys.path.insert(1, extra)
+    if not request.get("confine", True):
+        status = "landlock off for this call (audit-hook write guard only)"
+    elif isolated:
+        status = llmc_confine.landlock(writable, readable=["/"], write_files=DEV_FILES)
+    else:
+        readable = request.get("readable")
+        status = llmc_confine.landlock(writable, readable=readable and [*readable, here], write_files=DEV_FILES)
     imported = llmc_confine.install_audit_hook(
-        request["grader_dir"], HERE, [*writable, "/dev"], guard_writes=not status.startswith("landlock abi")
+        [request["grader_dir"], *request.get("hidden", [])],
+        [here, *([extra] if extra else [])],
+        [*writable, "/dev"],
+        guard_writes=not status.startswith("landlock abi"),
     )
     llmc_confine.become_subreaper()
-    send({"event": "confined", "status": status})
+    send({"event": "confined", "status": ("namespaces, " if isolated else "") + status, "skipped": skipped or []})
 
     seed = int(request.get("seed", 0))
     random.seed(seed)
@@ -111,8 +160,9 @@ def serve(fd_in: int, fd_out: int) -> None:
         seconds = time.perf_counter() - start
         sub.ready()  # a driver that never declared readiness still gets measured
         result = {"event": "result", "ok": True, "value": value, "seconds": seconds}
-    except llmc_api.InterfaceError as exc:
+    except llmc_api.InterfaceError as exc:  # not_driven: no attempt could drive the answer (llmc_probe)
         result = {"event": "result", "ok": False, "category": "interface", "message": str(exc)}
+        result["not_driven"] = exc.not_driven
     except llmc_api.SubmissionError as exc:
         result = {"event": "result", "ok": False, "category": exc.category, "message": str(exc), "detail": exc.detail}
     except llmc_api.SubmissionExit as exc:
@@ -127,16 +177,8 @@ def serve(fd_in: int, fd_out: int) -> None:
         result = {"event": "result", "ok": False, "category": "crash", "message": f"sys.exit({exc.code!r}) called"}
     except MemoryError:
         result = {"event": "result", "ok": False, "category": "memory", "message": "MemoryError raised"}
-    except Exception as exc:  # the driver could not make sense of what the submission gave back
-        import traceback
-
-        result = {
-            "event": "result",
-            "ok": False,
-            "category": "interface",
-            "message": f"could not use the submission's objects or output: {type(exc).__name__}: {exc}"[:2000],
-            "detail": "".join(traceback.format_exception(exc)[-3:])[-2000:],
-        }
+    except Exception as exc:  # the traceback decides whose exception it is
+        result = _unexpected(exc, workdir, driver_found="fn" in locals())
     if measure:
         sampler_stop.set()
         for t in sampler:
@@ -172,4 +214,5 @@ def serve(fd_in: int, fd_out: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]), int(sys.argv[2]))
+    _plan = os.environ.pop("LLMC_ISOLATE", "")  # the spawn path: the plan travels in the environment
+    start(int(sys.argv[1]), int(sys.argv[2]), os.getcwd(), dict(os.environ), __import__("json").loads(_plan or "null"))

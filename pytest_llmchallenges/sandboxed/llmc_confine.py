@@ -30,7 +30,8 @@ _LANDLOCK_WRITE_FS = (
 )
 _REFER, _TRUNCATE = 1 << 13, 1 << 14
 _NET_BIND, _NET_CONNECT = 1 << 0, 1 << 1
-_SCOPE_SIGNAL = 1 << 1
+_READ_FS = (1 << 0) | (1 << 2) | (1 << 3)  # EXECUTE, READ_FILE, READ_DIR
+_SCOPE_ABSTRACT, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 _SYS_CREATE, _SYS_ADD_RULE, _SYS_RESTRICT = 444, 445, 446  # same numbers on x86-64 and arm64
 _PR_SET_NO_NEW_PRIVS, _PR_SET_CHILD_SUBREAPER = 38, 36
 
@@ -61,29 +62,56 @@ class _PathBeneath(ctypes.Structure):
     _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-def landlock(writable: list[str], *, deny_tcp: bool = True, scope_signals: bool = True) -> str:
-    """Confine writes to ``writable`` folders, and (where the kernel's ABI has them) deny TCP and signals out of
-    the sandbox; returns a short status ("landlock abi 7" or why not). The switches exist for
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version, 0 where there is none."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return max(0, int(libc.syscall(_SYS_CREATE, None, ctypes.c_size_t(0), ctypes.c_uint32(1))))
+
+
+def landlock(
+    writable: list[str],
+    *,
+    readable: list[str] | None = None,
+    write_files: tuple[str, ...] = (),
+    deny_tcp: bool = True,
+    scope_signals: bool = True,
+) -> str:
+    """Confine writes to ``writable`` folders (and ``write_files``), reads to ``readable`` plus those (when
+    given), and (where the kernel's ABI has them) deny TCP, abstract unix sockets and signals out of the
+    sandbox; returns a short status ("landlock abi 7" or why not). The switches exist for
     bench/landlock_cuda_probe.py, which looks for the restriction the CUDA runtime trips over."""
     if not sys.platform.startswith("linux"):
         return "unavailable (not Linux)"
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
-    abi = libc.syscall(_SYS_CREATE, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    abi = landlock_abi()
     if abi < 1:
         return f"unavailable (errno {ctypes.get_errno()})"
-    fs = _LANDLOCK_WRITE_FS | (_REFER if abi >= 2 else 0) | (_TRUNCATE if abi >= 3 else 0)
+    write = _LANDLOCK_WRITE_FS | (_REFER if abi >= 2 else 0) | (_TRUNCATE if abi >= 3 else 0)
+    read = _READ_FS if readable is not None else 0
+    fs = write | read
     net = (_NET_BIND | _NET_CONNECT) if abi >= 4 and deny_tcp else 0
-    attr = _RulesetAttr(fs, net, _SCOPE_SIGNAL if abi >= 6 and scope_signals else 0)
+    scoped = (_SCOPE_SIGNAL if scope_signals else 0) | (_SCOPE_ABSTRACT if readable is not None else 0)
+    attr = _RulesetAttr(fs, net, scoped if abi >= 6 else 0)
     size = 24 if abi >= 6 else (16 if abi >= 4 else 8)
     ruleset = libc.syscall(_SYS_CREATE, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
         return f"unavailable (create_ruleset errno {ctypes.get_errno()})"
+    file_rights = (1 << 1) | (read & (1 << 0 | 1 << 2)) | (_TRUNCATE if abi >= 3 else 0)
+    rules = [(f, fs) for f in writable] + [(f, read) for f in readable or ()] + [(f, file_rights) for f in write_files]
     try:
-        for folder in writable:
-            fd = os.open(folder, os.O_PATH | os.O_CLOEXEC)
+        for folder, allowed in rules:
             try:
-                rule = _PathBeneath(fs, fd)
+                fd = os.open(folder, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                if not os.path.isdir(folder):  # a file takes only the rights that apply to files
+                    allowed &= (1 << 0) | (1 << 1) | (1 << 2) | _TRUNCATE | (1 << 15)
+                rule = _PathBeneath(allowed, fd)
                 if libc.syscall(_SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(1), ctypes.byref(rule), 0) < 0:
                     return f"unavailable (add_rule {folder} errno {ctypes.get_errno()})"
             finally:
@@ -94,7 +122,7 @@ def landlock(writable: list[str], *, deny_tcp: bool = True, scope_signals: bool 
             return f"unavailable (restrict_self errno {ctypes.get_errno()})"
     finally:
         os.close(ruleset)
-    return f"landlock abi {abi}"
+    return f"landlock abi {abi}" + (" (reads too)" if read else "")
 
 
 def become_subreaper() -> None:
@@ -106,14 +134,17 @@ def _under(path: str, folders: tuple[str, ...]) -> bool:
     return any(path == f or path.startswith(f + os.sep) for f in folders)
 
 
-def install_audit_hook(grader_dir: str, allowed_dir: str, writable: list[str], guard_writes: bool) -> set[str]:
-    """Block the grader's package; record imports; optionally refuse writes outside ``writable``.
+def install_audit_hook(
+    grader_dir: str | list[str], allowed_dir: str | list[str], writable: list[str], guard_writes: bool
+) -> set[str]:
+    """Block the grader's package (and registered challenges' packages) but for the allowed (driver) folders;
+    record imports; optionally refuse writes outside ``writable``.
 
     Returns the live set of imported top-level module names.
     """
     imported: set[str] = set()
-    grader = os.path.realpath(grader_dir)
-    allowed = (os.path.realpath(allowed_dir),)
+    grader = tuple(os.path.realpath(d) for d in ([grader_dir] if isinstance(grader_dir, str) else grader_dir))
+    allowed = tuple(os.path.realpath(d) for d in ([allowed_dir] if isinstance(allowed_dir, str) else allowed_dir))
     write_ok = tuple(os.path.realpath(w) for w in writable)
 
     def hook(event: str, args: tuple) -> None:
@@ -127,7 +158,7 @@ def install_audit_hook(grader_dir: str, allowed_dir: str, writable: list[str], g
             if isinstance(path, int) or path is None:
                 return
             real = os.path.realpath(os.fsdecode(path))
-            if _under(real, (grader,)) and not _under(real, allowed):
+            if _under(real, grader) and not _under(real, allowed):
                 raise PermissionError("the grader's files cannot be opened from inside the sandbox")
             if guard_writes:
                 mode, flags = (args[1] or ""), (args[2] or 0)

@@ -8,7 +8,8 @@ Real answers come in two shapes, and both are driven through one small adapter i
 - a class holding gamma/beta (``weight``/``bias``...) with ``forward(x)`` and ``backward(dy)`` methods, which
   returns dx and keeps dgamma/dbeta as attributes or in a grads dict.
 
-Arguments are bound by parameter name; eps is always passed explicitly where the API lets it be passed.
+Arguments are bound by parameter name (llmc_bind); eps is always passed explicitly where the API lets it be
+passed. Which adapter drives the answer is decided by the toolkit's probe rule (llmc_probe).
 """
 
 from __future__ import annotations
@@ -16,10 +17,21 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
-from llmc_api import InterfaceError, Role, Submission, SubmissionError, bind_by_name, parameters
+
+try:
+    from .llmc_api import Candidate, InterfaceError, Role, Submission, SubmissionError
+    from .llmc_bind import Binding, bind, parameters
+    from .llmc_entry import entry
+    from .llmc_probe import Attempt, first_working, guess
+except ImportError:  # inside the child, where this folder is on sys.path
+    from llmc_api import Candidate, InterfaceError, Role, Submission, SubmissionError  # type: ignore[no-redef]
+    from llmc_bind import Binding, bind, parameters  # type: ignore[no-redef]
+    from llmc_entry import entry  # type: ignore[no-redef]
+    from llmc_probe import Attempt, first_working, guess  # type: ignore[no-redef]
 
 ROLES = {
     "forward": Role(
@@ -76,9 +88,8 @@ def _match(name: str, pattern: str) -> bool:
     return re.search(pattern, name.lower()) is not None
 
 
-def _bind(fn: Callable[..., Any], values: dict[str, Any], patterns: dict[str, str], order: list[str]) -> tuple:
-    """Positional and keyword arguments for ``fn`` (see llmc_api.bind_by_name)."""
-    return bind_by_name(fn, values, patterns, order)
+def _bind(fn: Callable[..., Any], values: dict[str, Any], patterns: dict[str, str], order: list[str]) -> Binding:
+    return bind(fn, values, patterns, order)
 
 
 def _name(obj: Any) -> str:
@@ -119,10 +130,10 @@ class FunctionPair:
 
     def forward(self, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> tuple[Any, Any]:
         values = {"x": x, "gamma": gamma, "beta": beta, "eps": eps}
-        args, kwargs = _bind(
+        binding = _bind(
             self.fwd, values, {"x": _X, "gamma": _GAMMA, "beta": _BETA, "eps": _EPS}, ["x", "gamma", "beta", "eps"]
         )
-        out = self.sub.call(self.fwd, *args, **kwargs)
+        out = self.sub.invoke(binding)
         if isinstance(out, dict):
             key = next((k for k in out if isinstance(k, str) and re.match(r"^(y|out(put)?|result)$", k.lower())), None)
             if key is None:
@@ -147,15 +158,16 @@ class FunctionPair:
             elif len(required) - 1 == len(parts):
                 # backward(dy, a, b, c) taking back what forward returned after y, in order
                 args = (dy, *parts) if _match(names[0], _DY) or not _match(names[-1], _DY) else (*parts, dy)
-                return _grads_from(self.sub.call(self.bwd, *args), _name(self.bwd))
+                with guess("the forward's extra outputs passed back one by one"):
+                    return _grads_from(self.sub.call(self.bwd, *args), _name(self.bwd))
             else:
                 values["cache"] = tuple(parts)
                 patterns["cache"] = _CACHE
         elif state["kind"] == "dict":
             values["cache"] = state["cache"]
             patterns["cache"] = _CACHE
-        args, kwargs = _bind(self.bwd, values, patterns, ["dy", "cache", "x", "gamma", "beta", "eps"])
-        return _grads_from(self.sub.call(self.bwd, *args, **kwargs), _name(self.bwd))
+        binding = _bind(self.bwd, values, patterns, ["dy", "cache", "x", "gamma", "beta", "eps"])
+        return _grads_from(self.sub.invoke(binding), _name(self.bwd))
 
 
 def _looks_like_rows(out: Any, x: np.ndarray) -> bool:
@@ -197,8 +209,7 @@ class LayerObject:
         if gamma is not None:
             values.update(dim=gamma.shape[0], gamma=gamma.copy(), beta=beta.copy())
         patterns = {"dim": _DIM, "eps": _EPS, "gamma": _GAMMA, "beta": _BETA}
-        args, kwargs = _bind(self.cls, values, patterns, ["dim", "eps"])
-        return self.sub.call(self.cls, *args, **kwargs)
+        return self.sub.invoke(_bind(self.cls, values, patterns, ["dim", "eps"]))
 
     def _make(self, gamma: np.ndarray, beta: np.ndarray, eps: float) -> Any:
         obj = self._construct(gamma, beta, eps)
@@ -230,8 +241,7 @@ class LayerObject:
         obj = self._make(gamma, beta, eps)
         method = getattr(obj, self.fwd_name)
         values = {"x": x, "gamma": gamma, "beta": beta, "eps": eps}
-        args, kwargs = _bind(method, values, {"x": _X, "gamma": _GAMMA, "beta": _BETA, "eps": _EPS}, ["x"])
-        out = self.sub.call(method, *args, **kwargs)
+        out = self.sub.invoke(_bind(method, values, {"x": _X, "gamma": _GAMMA, "beta": _BETA, "eps": _EPS}, ["x"]))
         if isinstance(out, (tuple, list)) and len(out) == 2 and not _looks_like_rows(out, x):
             return out[0], {"obj": obj, "cache": out[1]}
         return out, {"obj": obj, "cache": None}
@@ -246,8 +256,7 @@ class LayerObject:
         if state["cache"] is not None:
             values["cache"] = state["cache"]
             patterns["cache"] = _CACHE
-        args, kwargs = _bind(method, values, patterns, ["dy", "cache"])
-        out = self.sub.call(method, *args, **kwargs)
+        out = self.sub.invoke(_bind(method, values, patterns, ["dy", "cache"]))
         if isinstance(out, (tuple, list, dict)) and not _looks_like_rows(out, dy):
             return _grads_from(out, f"{self.cls.__name__}.{self.bwd_name}")
         grads = {"dx": out}
@@ -285,59 +294,52 @@ def _probe(adapter: Any) -> Any:
     return adapter
 
 
-def _adapters(sub: Submission) -> list[Callable[[], Any]]:
-    """Candidate adapters, most likely first; each is a thunk so that loading happens during probing."""
-    makers: list[Callable[[], Any]] = []
+def _attempts(sub: Submission) -> list[Attempt]:
+    """Ways to drive the answer, most likely first: function pairs (same file first), then classes."""
     manifest = sub.manifest
     if "layer" in manifest and not ({"forward", "backward"} & set(manifest)):
         layer = sub.candidates("layer")[0]
-        return [lambda: LayerObject(sub, layer.load())]
+        return [Attempt(str(layer), partial(_layer_object, sub, layer), layer.documented)]
     fwds = [c for c in sub.candidates("forward") if "." not in c.name or "forward" in manifest][:4]
     bwds = [c for c in sub.candidates("backward") if "." not in c.name or "backward" in manifest][:4]
     pairs = sorted(
         ((f, b) for f in fwds for b in bwds), key=lambda fb: (fb[0].file != fb[1].file, -fb[0].score - fb[1].score)
     )
-    for f, b in pairs:
-        makers.append(lambda f=f, b=b: FunctionPair(sub, f.load(), b.load()))
+    attempts = [
+        Attempt(f"{f} + {b}", partial(_function_pair, sub, f, b), f.documented and b.documented) for f, b in pairs
+    ]
     for c in sub.candidates("layer")[:4]:
-        makers.append(lambda c=c: LayerObject(sub, c.load()))
-    return makers
+        attempts.append(Attempt(str(c), partial(_layer_object, sub, c), c.documented))
+    return attempts
+
+
+def _function_pair(sub: Submission, fwd: Candidate, bwd: Candidate) -> FunctionPair:
+    return FunctionPair(sub, fwd.load(), bwd.load())
+
+
+def _layer_object(sub: Submission, cand: Candidate) -> LayerObject:
+    return LayerObject(sub, cand.load())
 
 
 _CACHED: dict[int, Any] = {}
 
 
 def _adapter(sub: Submission) -> Any:
-    if id(sub) in _CACHED:
-        return _CACHED[id(sub)]
-    problems: list[str] = []
-    raised: SubmissionError | None = None
-    for make in _adapters(sub):
-        try:
-            adapter = _probe(make())
-        except SubmissionError as exc:
-            problems.append(str(exc).splitlines()[0][:300])
-            raised = raised or exc
-            continue
-        except InterfaceError as exc:
-            problems.append(str(exc).splitlines()[0][:300])
-            continue
-        except Exception as exc:  # a probe may fail in any way: try the next convention
-            problems.append(f"{type(exc).__name__}: {exc}"[:300])
-            continue
-        _CACHED[id(sub)] = adapter
-        return adapter
-    if raised is not None:
-        # The submission's own code ran and raised: report that (category error), not an interface mismatch
-        raise SubmissionError(f"{raised} (while probing; tried: {'; '.join(problems[:4])})", raised.detail)
-    hint = 'or [roles] forward = "file.py:fwd_name" and backward = "file.py:bwd_name", or layer = "file.py:ClassName"'
-    raise sub.interface_error("forward", tried=problems or None, hint=hint)
+    if id(sub) not in _CACHED:
+        hint = (
+            'or [roles] forward = "file.py:fwd_name" and backward = "file.py:bwd_name", or layer = "file.py:ClassName"'
+        )
+        _CACHED[id(sub)] = first_working(
+            _attempts(sub), _probe, lambda tried: sub.interface_error("forward", tried=tried or None, hint=hint)
+        )[0]
+    return _CACHED[id(sub)]
 
 
 def _plain(grads: dict[str, Any]) -> dict[str, np.ndarray]:
     return {k: Submission.array(v, k) for k, v in grads.items()}
 
 
+@entry
 def gradients(sub: Submission, cases: list[dict[str, Any]], allow_errors: bool = False) -> list[dict[str, Any]]:
     """For each case {x, gamma, beta, eps, dy}: {y, dx, dgamma, dbeta}, or {error} when the submission raised
     and ``allow_errors`` is set (used for input ranks the prompt does not require)."""
@@ -356,17 +358,7 @@ def gradients(sub: Submission, cases: list[dict[str, Any]], allow_errors: bool =
     return results
 
 
-def forward_many(sub: Submission, points: list[tuple[Any, Any, Any]], eps: float) -> list[np.ndarray]:
-    """y = forward(x, gamma, beta, eps) at each (x, gamma, beta): the finite-difference evaluations."""
-    adapter = _adapter(sub)
-    return [Submission.array(adapter.forward(x, g, b, eps)[0], "y") for x, g, b in points]
-
-
-def describe(sub: Submission) -> str:
-    """Which convention the driver settled on (for messages)."""
-    return _adapter(sub).describe()
-
-
+@entry
 def finite_differences(sub: Submission, case: dict[str, Any], points: list[tuple[Any, Any, Any]]) -> dict[str, Any]:
     """The submission's gradients at ``case`` and its forward outputs at the perturbed ``points``."""
     adapter = _adapter(sub)

@@ -13,8 +13,12 @@ a decoder class. So the driver replaces the model's *methods*, not the object:
 3. patch those methods on the class (and those functions in their modules) with ``ModelView`` methods that
    answer in the same conventions from the grader's model; pass an instance wherever the search has a
    model parameter;
-4. call the search with arguments matched by parameter name and normalise what it returns into, per batch
-   item, a list of (generated tokens, score).
+4. call the search with arguments matched by parameter name (llmc_bind) and normalise what it returns into,
+   per batch item, a list of (generated tokens, score). The first job is the probe: search candidates are
+   tried in rank order under the toolkit's probe rule (llmc_probe) until one runs it.
+
+Steps 2 and 3 are guesses by nature (which method is the model, in which input form): a method that raises
+on a probe input is simply not patched (the probe rule's "failed probe").
 
 If the installed model is never called, the search computes its logits some other way: that is an
 ``interface`` failure naming what was found, with the manifest line (``model = "file.py:Class"``) to fix it.
@@ -26,13 +30,34 @@ import contextlib
 import inspect
 import re
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import llmc_scan
 import numpy as np
-from llmc_api import InterfaceError, Role, Submission
-from llmc_scripted import FORMS, MinimalTokenModel, ModelView, ScriptedLM, classify_output
+
+try:
+    from . import llmc_scan
+    from .llmc_api import Candidate, InterfaceError, Role, Submission
+    from .llmc_bind import Binding
+    from .llmc_bind import bind as bind_values
+    from .llmc_entry import entry
+    from .llmc_probe import Attempt, first_working
+    from .llmc_scripted import FORMS, MinimalTokenModel, ModelView, ScriptedLM, classify_output
+except ImportError:  # inside the child, where this folder is on sys.path
+    import llmc_scan  # type: ignore[no-redef]
+    from llmc_api import Candidate, InterfaceError, Role, Submission  # type: ignore[no-redef]
+    from llmc_bind import Binding  # type: ignore[no-redef]
+    from llmc_bind import bind as bind_values  # type: ignore[no-redef]
+    from llmc_entry import entry  # type: ignore[no-redef]
+    from llmc_probe import Attempt, first_working  # type: ignore[no-redef]
+    from llmc_scripted import (  # type: ignore[no-redef]
+        FORMS,
+        MinimalTokenModel,
+        ModelView,
+        ScriptedLM,
+        classify_output,
+    )
 
 ROLES = {
     "search": Role(
@@ -56,52 +81,23 @@ VALUE_ORDER = ("prompts", "beam_width", "max_new_tokens", "alpha", "eos_token_id
 
 
 # --- parameter matching ------------------------------------------------------------------------------------
-def param_role(name: str) -> str | None:
-    """Which of our values a parameter of the submission's search (or decoder class) wants, by its name."""
-    n = name.lower()
-    if "eos" in n or n in ("end_token", "end_id", "stop_token", "stop_id", "end_token_id"):
-        return "eos_token_id"
-    if "alpha" in n or "length_penalty" in n or n in ("lp", "penalty", "len_penalty"):
-        return "alpha"
-    if "vocab" in n:
-        return "vocab_size"
-    if n.startswith("max") or "new_tokens" in n or "steps" in n or n in ("n_new", "num_tokens", "n_tokens", "gen_len"):
-        return "max_new_tokens"
-    if "beam" in n or "width" in n or n in ("k", "num_beams", "n_beams", "topk"):
-        return "beam_width"
-    if "model" in n or n in ("lm", "llm", "net", "network", "transformer", "fn") or n.endswith("_fn"):
-        return "model"
-    if "prompt" in n or n in ("inputs", "input_ids", "token_ids", "ids", "batch", "sequences", "seqs", "tokens", "x"):
-        return "prompts"
-    return None
+# Which of our values a parameter of the submission's search (or decoder class) wants, by its name; the first
+# pattern that matches wins, so the order matters ("max_beam_steps" is a length, not a width).
+PARAMS = {
+    "eos_token_id": r"eos|^(end_token|end_id|stop_token|stop_id|end_token_id)$",
+    "alpha": r"alpha|length_penalty|^(lp|penalty|len_penalty)$",
+    "vocab_size": r"vocab",
+    "max_new_tokens": r"^max|new_tokens|steps|^(n_new|num_tokens|n_tokens|gen_len)$",
+    "beam_width": r"beam|width|^(k|num_beams|n_beams|topk)$",
+    "model": r"model|^(lm|llm|net|network|transformer|fn)$|_fn$",
+    "prompts": r"prompt|^(inputs|input_ids|token_ids|ids|batch|sequences|seqs|tokens|x)$",
+}
 
 
-def bind(fn: Any, values: dict[str, Any], taken: set[str] | None = None) -> tuple[list[Any], dict[str, Any]]:
+def bind(fn: Any, values: dict[str, Any], taken: set[str] | None = None) -> Binding:
     """Arguments for ``fn`` from ``values`` by parameter name; unknown required parameters take the next
     unused value in the prompt's order. ``taken`` (updated) are the values given already (to a constructor)."""
-    taken = set() if taken is None else taken
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return [], {}
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    for p in sig.parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in ("self", "cls"):
-            continue
-        role = param_role(p.name)
-        if role not in values:
-            if p.default is not p.empty:
-                continue
-            role = next((r for r in VALUE_ORDER if r not in taken), None)
-            if role is None:
-                raise InterfaceError(f"{_name(fn)}: cannot tell what to pass as required parameter {p.name!r}")
-        taken.add(role)
-        if p.kind == p.POSITIONAL_ONLY:
-            args.append(values[role])
-        else:
-            kwargs[p.name] = values[role]
-    return args, kwargs
+    return bind_values(fn, values, PARAMS, list(VALUE_ORDER), taken=taken)
 
 
 def _name(obj: Any) -> str:
@@ -124,12 +120,14 @@ def owned(sub: Submission, obj: Any) -> bool:
     return isinstance(f, str) and sub.root in Path(f).resolve().parents
 
 
-def find_search(sub: Submission) -> tuple[Any, Any]:
-    """(callable to construct or call, search method name or None) for the best 'search' candidate."""
-    found = sub.candidates("search")
-    if not found:
-        raise sub.interface_error("search")
-    cand = found[0]
+def find_search(sub: Submission, cand: Candidate | None = None) -> tuple[Any, Any]:
+    """(callable to construct or call, search method name or None) for one 'search' candidate (the best
+    ranked one when none is given)."""
+    if cand is None:
+        found = sub.candidates("search")
+        if not found:
+            raise sub.interface_error("search")
+        cand = found[0]
     obj = cand.load()
     if "." in cand.name and not inspect.isclass(obj):
         owner = sub.load(cand.file, cand.name.rsplit(".", 1)[0])
@@ -480,7 +478,7 @@ def normalise(raw: Any, n_items: int, alpha: float) -> list[list[tuple[list[int]
     )
 
 
-# --- the driver functions ----------------------------------------------------------------------------------
+# --- the driver function ----------------------------------------------------------------------------------
 def add_folder_to_path(sub: Submission) -> None:
     """Let ``from model import X`` inside the submission find its sibling file (appended, so that a file
     named like a library module never shadows it). Workaround until the sandbox puts the folder on
@@ -501,33 +499,30 @@ def make_model(spec: dict[str, Any], prompts: list[list[int]]) -> Any:
     raise ValueError(f"unknown model kind {spec['kind']!r}")
 
 
-def search(
-    sub: Submission,
-    prompts: list[list[int]],
-    beam_width: int,
-    max_new_tokens: int,
-    alpha: float,
-    eos_token_id: int,
-    model: dict[str, Any],
-) -> dict[str, Any]:
-    """Run the submission's search on the grader's model; per item a list of [tokens, score]."""
-    job = dict(prompts=prompts, beam_width=beam_width, max_new_tokens=max_new_tokens, alpha=alpha)
-    return searches(sub, [{**job, "eos_token_id": eos_token_id, "model": model}])[0]
-
-
+@entry
 def searches(sub: Submission, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Several searches in one child (one sandbox start each saves): the submission's model is replaced once,
     then every job puts its own grader's model behind the replacement."""
     add_folder_to_path(sub)
-    owner, method = find_search(sub)
+    top_owner, _ = find_search(sub)
+    found = sub.candidates("search")
     first = [[int(t) for t in p] for p in jobs[0]["prompts"]]
     view = ModelView(make_model(jobs[0]["model"], first), first)
-    inst = install(sub, view, owner)
+    inst = install(sub, view, top_owner)
     if inst.instance is None:
         inst.patched.append("a stand-in model object (no model class of the submission's could be probed)")
     model_arg = inst.instance if inst.instance is not None else generic_model(view)
     sub.ready()
-    return [run_job(sub, view, inst, model_arg, owner, method, job) for job in jobs]
+
+    def run(owner_method: tuple[Any, str | None], job: dict[str, Any]) -> dict[str, Any]:
+        return run_job(sub, view, inst, model_arg, *owner_method, job)
+
+    attempts = [Attempt(str(c), partial(find_search, sub, c), c.documented) for c in found[:3]]
+    hint = 'or, for a search that takes its logits from elsewhere, [roles] model = "file.py:ModelClass"'
+    search_fn, result = first_working(
+        attempts, lambda owner: run(owner, jobs[0]), lambda tried: sub.interface_error("search", tried, hint)
+    )
+    return [result, *(run(search_fn, job) for job in jobs[1:])]
 
 
 def run_job(
@@ -556,11 +551,9 @@ def run_job(
         target = owner
     else:
         has_init = owner.__init__ is not object.__init__
-        ctor_args, ctor_kwargs = bind(owner, values, taken) if has_init else ([], {})
-        decoder = sub.call(owner, *ctor_args, **ctor_kwargs)
+        decoder = sub.invoke(bind(owner, values, taken)) if has_init else sub.call(owner)
         target = getattr(decoder, method)
-    args, kwargs = bind(target, values, set(taken) - {"prompts"})
-    raw = sub.call(target, *args, **kwargs)
+    raw = sub.invoke(bind(target, values, set(taken) - {"prompts"}))
     where = f"{_name(owner)}{'.' + method if method else ''}"
     if view.calls == 0:
         raise InterfaceError(

@@ -74,6 +74,7 @@ _P = {
 _PRIORITY = ["parents", "children", "temperature", "draft", "tokens", "prompt", "model", "max"]
 _TREE_PARAM = r"(draft_|spec_)?tree(_step)?|step|draft"
 _POSITIONS = re.compile(r"pos|depth")
+_POSITION_IDS = re.compile(r"pos")
 _VOCAB = re.compile(r"vocab|n_?tokens|num_?tokens|^v$")
 _DIM = re.compile(r"^(d|d_?model|dim|hidden(_size|_dim)?|n_?embd|embed(_dim|ding_dim)?|emb_dim|d_emb)$")
 _POS_TABLE = re.compile(r"pos|position|wpe")
@@ -86,20 +87,21 @@ _NO_EXAMPLE = object()
 class _Tags:
     """Tag vectors standing in for embeddings and hidden states.
 
-    Row ``t`` of :attr:`table` is the embedding of token ``t``; :meth:`hidden` makes fresh rows that also carry
-    the logits at their position. Rows are found again by their float32 bytes, so copies, slices,
-    concatenations and float32/float64 casts keep them recognisable.
+    Row ``t`` of :attr:`table` is the embedding of token ``t``; :meth:`placed` makes fresh rows for tokens
+    embedded at explicit positions (the rows carry them on to the model's block); :meth:`hidden` makes fresh
+    rows that also carry the logits at their position. Rows are found again by their float32 bytes, so
+    copies, slices, concatenations and float32/float64 casts keep them recognisable.
     """
 
     def __init__(self, rows: int, dim: int, dtype: np.dtype) -> None:
         self._rng = np.random.default_rng(20240517)
         self.dim, self.dtype = dim, dtype
         self.table = self._rng.standard_normal((rows, dim)).astype(np.float32).astype(dtype)
-        self._index: dict[bytes, tuple[int, np.ndarray | None]] = {
-            row.astype(np.float32).tobytes(): (i, None) for i, row in enumerate(self.table)
+        self._index: dict[bytes, tuple[int, np.ndarray | None, int | None]] = {
+            row.astype(np.float32).tobytes(): (i, None, None) for i, row in enumerate(self.table)
         }
 
-    def lookup(self, x: np.ndarray) -> list[tuple[int, np.ndarray | None]] | None:
+    def lookup(self, x: np.ndarray) -> list[tuple[int, np.ndarray | None, int | None]] | None:
         rows = np.asarray(x, dtype=np.float32).reshape(-1, x.shape[-1])
         found = []
         for row in rows:
@@ -114,7 +116,16 @@ class _Tags:
         flat_ids, flat_logits = ids.reshape(-1), logits.reshape(-1, logits.shape[-1])
         rows = self._rng.standard_normal((len(flat_ids), self.dim)).astype(np.float32).astype(self.dtype)
         for row, t, lg in zip(rows, flat_ids, flat_logits, strict=True):
-            self._index[row.astype(np.float32).tobytes()] = (int(t), lg)
+            self._index[row.astype(np.float32).tobytes()] = (int(t), lg, None)
+        return rows.reshape(*ids.shape, self.dim)
+
+    def placed(self, ids: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Fresh rows (..., dim) naming each token and the position it was embedded at."""
+        flat_ids = ids.reshape(-1)
+        flat_pos = np.broadcast_to(positions, ids.shape).reshape(-1)
+        rows = self._rng.standard_normal((len(flat_ids), self.dim)).astype(np.float32).astype(self.dtype)
+        for row, t, q in zip(rows, flat_ids, flat_pos, strict=True):
+            self._index[row.astype(np.float32).tobytes()] = (int(t), None, int(q))
         return rows.reshape(*ids.shape, self.dim)
 
 
@@ -170,13 +181,43 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
 
 
 class _Parsed:
-    """What a call on the model was about: token ids (given, or read from tag rows), the mask, and the
-    logits already attached to hidden-state rows; ``slot`` is where the ids were (None: from rows)."""
+    """What a call on the model was about: token ids (given, or read from tag rows), the mask, the position
+    ids the caller passed (None: none), and the logits already attached to hidden-state rows; ``slot`` is
+    where the ids were (None: from rows)."""
 
     def __init__(
-        self, ids: np.ndarray, mask: np.ndarray | None, known_logits: np.ndarray | None, slot: int | str | None
+        self,
+        ids: np.ndarray,
+        mask: np.ndarray | None,
+        known_logits: np.ndarray | None,
+        slot: int | str | None,
+        positions: np.ndarray | None = None,
     ) -> None:
         self.ids, self.mask, self.known_logits, self.slot = ids, mask, known_logits, slot
+        self.positions = positions
+        self.computed: np.ndarray | None = None  # the grader's logits, once computed for this call
+
+
+def _position_ids(value: Any, ids: np.ndarray) -> np.ndarray | None:
+    """Position ids a caller passed, as an array broadcastable to ``ids``: an array of ints, or a start offset.
+
+    The grader's model honours them (it has a position embedding), so wrong positions give wrong logits.
+    """
+    if value is None:
+        return None
+    if _is_int(value) or (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu"):
+        return int(value) + np.arange(ids.shape[-1])  # a start offset (start_pos=P)
+    pos = np.asarray(value)
+    if pos.dtype.kind not in "iu" and not (pos.dtype.kind == "f" and np.all(pos == np.round(pos))):
+        raise InterfaceError(f"position ids of dtype {pos.dtype}: expected integers")
+    pos = pos.astype(np.int64)
+    while pos.ndim > ids.ndim and pos.shape[0] == 1:
+        pos = pos[0]
+    if pos.shape[-1] != ids.shape[-1]:
+        raise InterfaceError(f"position ids of shape {pos.shape} for {ids.shape[-1]} tokens")
+    if ids.ndim == 1 and pos.ndim == 2 and pos.shape[0] == 1:
+        pos = pos[0]
+    return pos
 
 
 class _State:
@@ -192,6 +233,7 @@ class _State:
             dim = tables[0].shape[1] if tables else lm.d_model
         dtypes = [v.dtype for v in attrs.values() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
         self.their_vocab, self.dim = int(vocab), int(dim)
+        self.passes = 0
         self.tags = _Tags(max(self.their_vocab, lm.vocab_size), self.dim, dtypes[0] if dtypes else np.dtype(np.float64))
 
     # the form of an answer, by example
@@ -219,8 +261,12 @@ class _State:
         names = _param_names(fn, len(args))
         items = list(zip(names, args, strict=True)) + list(kwargs.items())
         ids = known = slot = None
+        positions: Any = None
+        placed: np.ndarray | None = None
         lead: tuple[int, ...] = ()
         for index, (key, value) in enumerate(items):
+            if _POSITION_IDS.search(str(key).lower()):
+                positions = value
             if _POSITIONS.search(str(key).lower()) or ids is not None:
                 continue
             as_ids = _as_ids(value)
@@ -235,21 +281,34 @@ class _State:
                     attached = [r[1] for r in rows if r[1] is not None]
                     if len(attached) == len(rows):
                         known = np.stack(attached).reshape(*lead, -1)
+                    if any(r[2] is not None for r in rows):  # some rows embedded at explicit positions
+                        placed = np.array([-1 if r[2] is None else r[2] for r in rows], dtype=np.int64)
+                        placed = placed.reshape(lead)
         if ids is None:
             return None
         length = ids.shape[-1]
         square = [v for _, v in items if isinstance(v, np.ndarray) and v.dtype.kind in "bf" and v.ndim >= 2]
         mask = next((normalize_mask(v, length) for v in square if v.shape[-2:] == (length, length)), None)
-        return _Parsed(ids, mask, known, slot)
+        if positions is None and placed is not None:  # the others at their place in the sequence (the mask's)
+            visible = np.tril(np.ones((length, length), dtype=bool)) if mask is None else mask
+            positions = np.where(placed >= 0, placed, np.broadcast_to(visible.sum(axis=-1) - 1, placed.shape))
+        return _Parsed(ids, mask, known, slot, _position_ids(positions, ids))
 
     def logits(self, parsed: _Parsed) -> np.ndarray:
+        """The grader's logits for a call; a call that runs the model (not one answered from hidden-state
+        rows) is one forward pass, counted in :attr:`passes`, which the dressed model never exposes."""
         if parsed.known_logits is not None:
             return parsed.known_logits
-        ids = parsed.ids
-        if ids.ndim == 1:
-            return self.lm.logits(ids, parsed.mask)
-        masks = parsed.mask if parsed.mask is not None and parsed.mask.ndim == 3 else [parsed.mask] * len(ids)
-        return np.stack([self.lm.logits(row, m) for row, m in zip(ids, masks, strict=True)])
+        if parsed.computed is None:
+            self.passes += 1
+            ids, pos = parsed.ids, parsed.positions
+            if ids.ndim == 1:
+                parsed.computed = self.lm.logits(ids, parsed.mask, pos)
+            else:
+                masks = parsed.mask if parsed.mask is not None and parsed.mask.ndim == 3 else [parsed.mask] * len(ids)
+                rows = pos if pos is not None and pos.ndim == 2 else [pos] * len(ids)
+                parsed.computed = np.stack([self.lm.logits(r, m, q) for r, m, q in zip(ids, masks, rows, strict=True)])
+        return parsed.computed
 
     def call(self, obj: Any, fn_for_names: Any, name: str, args: tuple, kwargs: dict) -> Any:
         example = self.example_output(obj, name, args, kwargs)
@@ -297,9 +356,8 @@ class _State:
         return bool(np.array_equal(other[..., -1, :], example[..., -1, :]))
 
     def shape_like(self, name: str, parsed: _Parsed, example: Any, probe: Callable[..., Any]) -> Any:
-        ours = self.logits(parsed)  # (*lead, L, V)
         if example is _NO_EXAMPLE:
-            return ours
+            return self.logits(parsed)  # (*lead, L, V)
         if isinstance(example, (tuple, list)) and example and _as_ids(example) is None:
             items = list(example)
             for i, item in enumerate(items):
@@ -309,6 +367,7 @@ class _State:
                         break  # the logits: further items (caches, hidden states) stay the submission's own
             return type(example)(items) if isinstance(example, tuple) else items
         if isinstance(example, (int, np.integer)) and not isinstance(example, bool):
+            ours = self.logits(parsed)
             return type(example)(int(np.argmax(ours.reshape(-1, ours.shape[-1])[-1])))
         if _as_ids(example) is not None:
             return self.greedy_like(parsed.ids, example)
@@ -317,8 +376,11 @@ class _State:
             raise InterfaceError(f"target_model.{name} returns {type(example).__name__}: the grader cannot mimic it")
         if ex.shape[-1] == self.dim and self.dim != self.their_vocab:
             if self.context_free(name, parsed, ex, probe):
+                if parsed.positions is not None:
+                    return _fit(self.tags.placed(parsed.ids, parsed.positions), parsed.ids.shape, ex, name)
                 return _fit(self.tags.table[parsed.ids], parsed.ids.shape, ex, name)
-            return _fit(self.tags.hidden(parsed.ids, ours), parsed.ids.shape, ex, name)
+            return _fit(self.tags.hidden(parsed.ids, self.logits(parsed)), parsed.ids.shape, ex, name)
+        ours = self.logits(parsed)
         kind = _softmax_kind(ex)
         out = _log_softmax(ours)
         if kind == "probs":
@@ -332,6 +394,7 @@ class _State:
         ex = np.asarray(example).reshape(-1).tolist()
         whole = len(ex) > len(seq) and ex[: len(seq)] == [t % self.their_vocab for t in seq]
         new = self.lm.greedy(seq, len(ex) - len(seq) if whole else len(ex))
+        self.passes += len(new)  # a generate() on the target: one pass per token
         out = seq + new if whole else new
         return np.asarray(out, dtype=np.asarray(example).dtype) if isinstance(example, np.ndarray) else out
 
@@ -754,10 +817,14 @@ class Verifier:
         }
 
     def cycle(self, prompt: list[int], tokens: list[int], parents: list[int]) -> dict[str, Any]:
+        """One verification cycle; ``passes`` is how many forward passes of the grader's model it ran."""
+        before = self.adapter.state.passes
         if self.verify is not None:
-            return self._cycle_with(self.verify, prompt, tokens, parents)
-        seq = self.run_loop(prompt, [{"tokens": tokens, "parents": parents}], 1)
-        return {"accepted": seq[len(prompt) :], "new_token": None, "appended": seq[len(prompt) :]}
+            result = self._cycle_with(self.verify, prompt, tokens, parents)
+        else:
+            seq = self.run_loop(prompt, [{"tokens": tokens, "parents": parents}], 1)
+            result = {"accepted": seq[len(prompt) :], "new_token": None, "appended": seq[len(prompt) :]}
+        return {**result, "passes": self.adapter.state.passes - before}
 
     def run_loop(self, prompt: list[int], trees: list[dict[str, Any]], n_new: int) -> list[int]:
         """The submission's own generation loop, drafting from ``trees`` by how far it has got."""

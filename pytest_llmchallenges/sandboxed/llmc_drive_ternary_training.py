@@ -134,8 +134,8 @@ _NAMES = {
     "data": r"^(data|tokens|ids|arr|dataset|train_data|source|seq|token_ids|encoded|split|corpus|text"
     r"|train_ids)$",
     "batch_size": r"^(batch_size|bs|b|n_batch|batch_sz|nb)$",
-    "seq_len": r"^(seq_len|block_size|context(_len(gth)?)?|ctx(_len)?|t|seq_length|length|n_ctx|max_len|window"
-    r"|seqlen)$",
+    "seq_len": r"^(seq_len|max_seq_len|block_size|context(_len(gth)?)?|ctx(_len)?|t|seq_length|length|n_ctx|max_len"
+    r"|window|seqlen)$",
     "rng": r"^(rng|generator|random_state|gen|rs)$",
     "seed": r"^seed$",
     "params": r"^(params|parameters|named_params|param_dict|weights|model_params|param_list)$",
@@ -290,9 +290,10 @@ def _with_required_group(fn: Callable[..., Any], values: dict[str, Any]) -> dict
 
 
 def _call_quantizer(sub: Submission, fn: Callable[..., Any], w: np.ndarray) -> dict:
-    """The answer's own group size is what is graded: 128 is passed only where the function requires a value."""
+    """The answer's own group size is what is graded: 128 is passed only where the function requires a value.
+    A callable without an inspectable signature (``mx.custom_function``) takes the weight positionally."""
     values = _with_required_group(fn, {"w": _like(sub, w.astype(np.float32))})
-    args, kwargs = _bind(fn, values, ["w"])
+    args, kwargs = _bind(fn, values, ["w"]) if _params(fn) else ((values["w"],), {})
     return _read_projection(sub.call(fn, *args, **kwargs), w, _name(fn))
 
 
@@ -346,7 +347,7 @@ class Layer:
         return f"class {self.cls.__name__} (weight attribute {self.attr!r}{layout})"
 
 
-def _layer(sub: Submission, in_features: int = 32, out_features: int = 16) -> Callable[[int, int], Layer]:
+def _layer(sub: Submission, in_features: int = 2 * GROUP, out_features: int = GROUP) -> Callable[[int, int], Layer]:
     def probe(cls: Any) -> Callable[[int, int], Layer]:
         if not isinstance(cls, type):
             raise InterfaceError(f"{cls!r} is not a class")
@@ -456,7 +457,7 @@ def _config_values(vocab: int) -> dict[str, Any]:
         "layers": 2,
         "heads": 4,
         "kv_heads": 2,
-        "head_dim": 32,
+        "head_dim": 64,
         "ffn": 256,
         "ctx": 64,
     }
@@ -485,14 +486,22 @@ def _build_attempts(sub: Submission, ctor: Any, vocab: int) -> list[tuple[str, C
 
         attempts.append((f"{_name(ctor)}({cand.name}(...))", with_config))
 
+    try:
+        bound = _bind(ctor, _with_required_group(ctor, values), [])
+    except InterfaceError:
+        bound = None
+
     def with_kwargs():
-        args, kwargs = _bind(ctor, _with_required_group(ctor, values), [])
-        return sub.call(ctor, *args, **kwargs)
+        if bound is None:
+            return _bind(ctor, _with_required_group(ctor, values), [])  # raises: the probe fails
+        return sub.call(ctor, *bound[0], **bound[1])
 
     def with_dict():
         return sub.call(ctor, _fill_config({k: v for k, v in _dict_config(values).items()}, values))
 
-    attempts += [(f"{_name(ctor)}(**tiny config)", with_kwargs), (f"{_name(ctor)}(dict config)", with_dict)]
+    sized = bound is None or bound[0] or bound[1]
+    kwargs_label = f"{_name(ctor)}(**tiny config)" if sized else f"{_name(ctor)}() (its default configuration)"
+    attempts += [(kwargs_label, with_kwargs), (f"{_name(ctor)}(dict config)", with_dict)]
     return attempts
 
 
@@ -536,6 +545,9 @@ def _dict_config(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+MAX_PARAMETERS = 20_000_000  # a model built from an answer's own default configuration must train on CPU
+
+
 def _logits(sub: Submission, model: Any, ids: np.ndarray, vocab: int) -> np.ndarray:
     fwd = _forward(model)
     out = sub.call(fwd, _like(sub, ids))
@@ -549,9 +561,80 @@ def _logits(sub: Submission, model: Any, ids: np.ndarray, vocab: int) -> np.ndar
     return arr.reshape(-1, vocab)
 
 
-def build_model(sub: Submission, vocab: int) -> tuple[Any, str]:
+def _model_vocab(sub: Submission, model: Any, ids: np.ndarray, least: int) -> int:
+    """The vocabulary of a model built from the answer's own configuration: the last axis of its logits, which
+    must hold the grader's token ids."""
+    out = sub.call(_forward(model), _like(sub, ids))
+    out = out[0] if isinstance(out, (tuple, list)) else out
+    if isinstance(out, dict):
+        out = next(v for k, v in out.items() if "logit" in str(k).lower())
+    shape = tuple(getattr(out, "shape", ()))
+    if len(shape) < 2 or shape[-1] < least:
+        raise InterfaceError(f"model output has shape {shape}; expected logits over at least {least} tokens")
+    return int(shape[-1])
+
+
+def _parameter_count(model: Any) -> int:
+    return sum(int(np.prod(getattr(_get(c, k), "shape", ()))) for _, c, k in _weights(model))
+
+
+def _estimated_size(cfg: Any) -> int | None:
+    """Parameters a configuration object (or dict) describes, from the sizes its field names give; None when it
+    does not name vocabulary, width and depth. Read before building, so a NumPy model never allocates a default
+    Qwen3-0.6B (600M weights) just to learn that it is too large."""
+    fields = cfg if isinstance(cfg, dict) else vars(cfg) if hasattr(cfg, "__dict__") else {}
+    sizes: dict[str, int] = {}
+    for name, value in fields.items():
+        key = next((k for k in ("vocab", "hidden", "layers", "ffn") if re.search(_NAMES[k], str(name).lower())), None)
+        if key and isinstance(value, int) and not isinstance(value, bool) and key not in sizes:
+            sizes[key] = value
+    if not {"vocab", "hidden", "layers"} <= sizes.keys():
+        return None
+    v, d, n = sizes["vocab"], sizes["hidden"], sizes["layers"]
+    return 2 * v * d + n * (4 * d * d + 3 * d * sizes.get("ffn", 4 * d))
+
+
+def _small_enough(cfg: Any, label: str) -> None:
+    size = _estimated_size(cfg)
+    if size is not None and size > MAX_PARAMETERS:
+        raise InterfaceError(f"{label}: about {size:,} parameters, more than {MAX_PARAMETERS:,} can train here")
+
+
+def _default_attempts(sub: Submission, ctor: Any) -> list[tuple[str, Callable[[], Any]]]:
+    """The answer's own default configuration: the constructor without arguments, or given an instance of its
+    config class made without arguments (rule: a model built from the answer's own configuration passes)."""
+    attempts = []
+    if all(p.default is not p.empty for p in _params(ctor)):
+
+        def without_arguments() -> Any:
+            for p in _params(ctor):
+                _small_enough(p.default, f"{_name(ctor)}'s default {p.name}")
+            return sub.call(ctor)
+
+        attempts.append((f"{_name(ctor)}() (its default configuration)", without_arguments))
+    for cand in sub.candidates("config")[:3]:
+
+        def with_default(cand: Any = cand) -> Any:
+            cls = cand.load()
+            if any(p.default is p.empty for p in _params(cls)):
+                raise InterfaceError(f"{cand.name} has required parameters")
+            cfg = sub.call(cls)
+            _small_enough(cfg, f"{cand.name}()")
+            return sub.call(ctor, cfg)
+
+        attempts.append((f"{_name(ctor)}({cand.name}()) (its default configuration)", with_default))
+    return attempts
+
+
+def build_model(sub: Submission, vocab: int) -> tuple[Any, str, int]:
+    """(model, how it was built, its vocabulary): the tiny configuration where the constructor takes one, else
+    the answer's own default configuration when it is small enough to train here."""
     ids = (np.arange(16) % vocab).reshape(1, 16).astype(np.int64)
+    np.random.seed(0)  # answers initialise from the global generators: the same model on every run
+    if framework(sub) == "mlx":
+        _mlx()[0].random.seed(0)
     problems = []
+    ctors = []
     for cand in sub.candidates("model")[:6]:
         try:
             ctor = cand.load()
@@ -562,17 +645,28 @@ def build_model(sub: Submission, vocab: int) -> tuple[Any, str]:
             r"ternar.*(linear|embed)|bitlinear|rmsnorm|attention|mlp", cand.name.lower()
         ):
             continue
+        ctors.append(ctor)
         for label, attempt in _build_attempts(sub, ctor, vocab):
             try:
                 model = attempt()
                 _logits(sub, model, ids, vocab)
-                return model, label
-            except Exception as exc:  # InterfaceError and SubmissionError included
+                return model, label, vocab
+            except Exception as exc:  # a failed probe: InterfaceError and SubmissionError included
+                problems.append(f"{label}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
+    for ctor in ctors:
+        for label, attempt in _default_attempts(sub, ctor):
+            try:
+                model = attempt()
+                size = _parameter_count(model)
+                if size > MAX_PARAMETERS:
+                    raise InterfaceError(f"{size:,} parameters, more than {MAX_PARAMETERS:,} can train here")
+                return model, label, _model_vocab(sub, model, ids, vocab)
+            except Exception as exc:  # a failed probe
                 problems.append(f"{label}: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
     raise sub.interface_error(
         "model",
         tried=problems[:8] or None,
-        hint="the model must accept a configuration (vocab, hidden size, layers, heads)",
+        hint="the model must accept a configuration (vocab, hidden size, layers, heads) or default to a small one",
     )
 
 
@@ -706,8 +800,8 @@ def model_weights(sub: Submission, vocab: int, ids: np.ndarray) -> dict:
     skip = _need_framework(sub)
     if skip:
         return skip
-    model, how = build_model(sub, vocab)
-    return {"how": how, "weights": _weight_effects(sub, model, vocab, ids)}
+    model, how, vocab = build_model(sub, vocab)
+    return {"how": how, "vocab": vocab, "weights": _weight_effects(sub, model, vocab, ids)}
 
 
 # -- data and training -------------------------------------------------------------------------------------------------
@@ -718,31 +812,113 @@ def _own_batch(tokens: np.ndarray, batch_size: int, seq_len: int, rng: np.random
     return x, y
 
 
-def _batcher(sub: Submission, tokens: np.ndarray, batch_size: int, seq_len: int) -> tuple[Callable[[], tuple], str]:
-    rng = np.random.default_rng(0)
-    if not sub.candidates("batch"):
-        return (lambda: _own_batch(tokens, batch_size, seq_len, rng)), "the grader's batching (no batch function found)"
+class _Tokenizer:
+    """Stands in for an answer's tokenizer (a Hugging Face one cannot be downloaded here): ``encode`` of any text
+    returns the grader's token stream, so a batching function that tokenizes for itself batches those tokens."""
 
-    def probe(fn: Any) -> Callable[[], tuple]:
-        values = {"data": _like(sub, tokens), "batch_size": batch_size, "seq_len": seq_len, "rng": rng, "seed": 0}
+    def __init__(self, tokens: np.ndarray) -> None:
+        self.tokens = tokens
+        self.vocab_size = int(tokens.max()) + 1
+        self.eos_token_id = self.bos_token_id = self.pad_token_id = None
+
+    def encode(self, text: str, *args: Any, **kwargs: Any) -> list[int]:
+        return [int(t) for t in self.tokens]
+
+    def __call__(self, text: str, *args: Any, **kwargs: Any) -> dict:
+        return {"input_ids": self.encode(text)}
+
+
+def _read_batch(out: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(x, y) from what a batching function returned; (windows, None) when it returns token windows only
+    (the shift into inputs and targets is then made by its caller)."""
+    if inspect.isgenerator(out):
+        out = next(out)
+    if isinstance(out, dict):
+        x = next((out[k] for k in ("x", "inputs", "input_ids", "input") if k in out), None)
+        y = next((out[k] for k in ("y", "targets", "labels", "target") if k in out), None)
+        if x is not None and y is not None:
+            out = (x, y)
+    if isinstance(out, (tuple, list)) and len(out) == 2 and not isinstance(out[0], (int, np.integer)):
+        try:
+            x, y = (to_numpy(v, "batch").astype(np.int64) for v in out)
+            if x.shape == y.shape and x.ndim in (1, 2):
+                return x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+        except InterfaceError:
+            pass
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], (tuple, list)) and len(out[0]) == 2:
+        return _read_batch(out[0])  # a list of (x, y) batches
+    if isinstance(out, (tuple, list)):
+        out = [to_numpy(v, "batch window") for v in out[:64]]
+        if len({a.shape for a in out}) != 1:
+            raise InterfaceError(f"batch windows of shapes {sorted({a.shape for a in out})[:3]}")
+        out = np.stack(out)
+    arr = to_numpy(out, "batch").astype(np.int64)
+    if arr.ndim < 2:
+        raise InterfaceError(f"batch of shape {arr.shape}")
+    return arr.reshape(-1, arr.shape[-1]), None
+
+
+def _call_batcher(
+    sub: Submission, fn: Callable[..., Any], tokens: np.ndarray, batch_size: int, seq_len: int, rng: np.random.Generator
+) -> Any:
+    """The batching function called with its own signature: token data or (tokenizer, text), sizes, a generator."""
+    names = [p.name.lower() for p in _params(fn)]
+    values: dict[str, Any] = {"batch_size": batch_size, "seq_len": seq_len, "rng": rng, "seed": 0}
+    if any(re.search(r"tok(enizer)?$|^enc(oder)?$", n) for n in names):
+        tok_name = next(p.name for p in _params(fn) if re.search(r"tok(enizer)?$|^enc(oder)?$", p.name.lower()))
+        values["data"] = "text " * 64
+        args, kwargs = bind_by_name(
+            fn,
+            {**values, "tok": _Tokenizer(tokens)},
+            {"tok": f"^{tok_name.lower()}$", **{k: _NAMES[k] for k in values}},
+            ["tok", "data", "batch_size", "seq_len"],
+        )
+    else:
+        values["data"] = _like(sub, tokens)
         args, kwargs = _bind(fn, values, ["data", "batch_size", "seq_len"])
+    return sub.call(fn, *args, **kwargs)
 
-        def draw() -> tuple:
-            out = sub.call(fn, *args, **kwargs)
-            if inspect.isgenerator(out):
-                out = next(out)
-            if isinstance(out, dict):
-                out = (out.get("x", out.get("inputs")), out.get("y", out.get("targets", out.get("labels"))))
-            x, y = (to_numpy(v, "batch").astype(np.int64) for v in out[:2])
-            if x.shape != y.shape or x.ndim != 2:
-                raise InterfaceError(f"{_name(fn)} returned batches of shapes {x.shape} and {y.shape}")
+
+def batch_pairs(sub: Submission, tokens: np.ndarray, batch_size: int, seq_len: int) -> dict:
+    """What the answer's batching function makes of ``tokens``: {how, x, y} for (inputs, targets) pairs,
+    {how, windows} for plain windows, {tried} when no batching function can be driven (a failed probe)."""
+    skip = _need_framework(sub)
+    if skip:
+        return skip
+    tried = []
+    for cand in sub.candidates("batch")[:6]:
+        try:
+            fn = cand.load()
+            x, y = _read_batch(_call_batcher(sub, fn, tokens, batch_size, seq_len, np.random.default_rng(0)))
+        except Exception as exc:  # a failed probe: InterfaceError, SubmissionError, anything the call raised
+            tried.append(f"{cand}: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}")
+            continue
+        if y is None:
+            return {"how": f"batching {cand}", "windows": x[:64]}
+        return {"how": f"batching {cand}", "x": x[:64], "y": y[:64]}
+    return {"tried": tried}
+
+
+def _batcher(sub: Submission, tokens: np.ndarray, batch_size: int, seq_len: int) -> tuple[Callable[[], tuple], str]:
+    """The answer's batching where it yields (inputs, targets) pairs, else the grader's (noted in ``how``)."""
+    rng = np.random.default_rng(0)
+    for cand in sub.candidates("batch")[:6]:
+        try:
+            fn = cand.load()
+            _, y = _read_batch(_call_batcher(sub, fn, tokens, batch_size, seq_len, rng))
+        except Exception:  # a failed probe
+            continue
+        if y is None:
+            continue
+
+        def draw(fn: Callable[..., Any] = fn) -> tuple:
+            x, y = _read_batch(_call_batcher(sub, fn, tokens, batch_size, seq_len, rng))
+            if y is None:
+                raise InterfaceError(f"{_name(fn)} stopped returning (inputs, targets)")
             return x, y
 
-        draw()
-        return draw
-
-    fn, draw = sub.first_working("batch", probe)
-    return draw, f"batching {_name(fn)}"
+        return draw, f"batching {cand}"
+    return (lambda: _own_batch(tokens, batch_size, seq_len, rng)), "the grader's batching (no (x, y) batch function)"
 
 
 def _scalar(value: Any) -> float:
@@ -753,7 +929,16 @@ def _scalar(value: Any) -> float:
     return float(to_numpy(value, "loss").reshape(-1)[0])
 
 
-def _numpy_stepper(sub: Submission, model: Any, lr: float) -> tuple[Callable[[Any, Any], float], str]:
+def _declared(fn: Callable[..., Any], keys: list[str]) -> bool:
+    """Whether every required parameter of ``fn`` is bound by its name (not by a positional guess): only then is
+    an exception from the call the answer's error rather than a failed probe."""
+    required = [p.name.lower() for p in _params(fn) if p.default is p.empty]
+    return bool(required) and all(any(re.search(_NAMES[k], n) for k in keys) for n in required)
+
+
+def _numpy_stepper(sub: Submission, model: Any, lr: float, first: tuple) -> tuple[Callable[[Any, Any], float], str]:
+    """The answer's train step (with its optimizer), probed with one step on ``first``. An exception is a failed
+    probe unless every parameter was bound by name, where it is the answer's own error."""
     problems = []
     for cand in sub.candidates("train_step")[:4]:
         try:
@@ -762,8 +947,14 @@ def _numpy_stepper(sub: Submission, model: Any, lr: float) -> tuple[Callable[[An
             values: dict[str, Any] = {"model": model, "lr": lr}
             if any(re.search(_NAMES["optimizer"], n) for n in names):
                 values["optimizer"] = _optimizer(sub, model, lr)
-            return _bound_step(sub, fn, values), f"train step {_name(fn)}"
-        except (InterfaceError, SubmissionError) as exc:
+            step = _bound_step(sub, fn, values)
+            step(*first)
+            return step, f"train step {cand}"
+        except SubmissionError as exc:
+            if _declared(fn, ["model", "optimizer", "x", "y", "lr", "batch"]):
+                raise
+            problems.append(f"{cand}: {str(exc).splitlines()[0][:200]}")
+        except InterfaceError as exc:
             problems.append(f"{cand}: {str(exc).splitlines()[0][:200]}")
     raise sub.interface_error("train_step", tried=problems or None)
 
@@ -780,11 +971,13 @@ def _bound_step(sub: Submission, fn: Callable[..., Any], values: dict[str, Any])
 def _optimizer(sub: Submission, model: Any, lr: float) -> Any:
     problems = []
     for cand in sub.candidates("optimizer")[:3]:
-        cls = cand.load()
-        names = [p.name.lower() for p in _params(cls)]
-        params = model.parameters() if callable(getattr(model, "parameters", None)) else getattr(model, "params", model)
-        values = {"lr": lr, "params": params, "model": model}
         try:
+            cls = cand.load()
+            names = [p.name.lower() for p in _params(cls)]
+            params = (
+                model.parameters() if callable(getattr(model, "parameters", None)) else getattr(model, "params", model)
+            )
+            values = {"lr": lr, "params": params, "model": model}
             args, kwargs = _bind(cls, values, ["params" if "params" in "".join(names) or not names else "model"])
             return sub.call(cls, *args, **kwargs)
         except (InterfaceError, SubmissionError) as exc:
@@ -792,32 +985,76 @@ def _optimizer(sub: Submission, model: Any, lr: float) -> Any:
     raise sub.interface_error("optimizer", tried=problems or None)
 
 
-def _mlx_stepper(sub: Submission, model: Any, lr: float) -> tuple[Callable[[Any, Any], float], str]:
-    mx, nn = _mlx()
-    import mlx.optimizers as optim
+def _loss_caller(sub: Submission, fn: Callable[..., Any]) -> Callable[[Any, Any, Any], Any]:
+    """loss(model, x, y) for the answer's loss function: (model, x, y) or (model, batch) where the batch is the
+    token windows and the function makes the shift itself (it then gets x with y's last token appended)."""
+    mx = _mlx()[0]
+    required = [p for p in _params(fn) if p.default is p.empty]
+    names = [p.name.lower() for p in required]
+    takes_y = any(re.search(_NAMES["y"], n) for n in names) or len(required) >= 3
 
-    if sub.candidates("train_step"):
-        try:
-            return _numpy_stepper(sub, model, lr)
-        except InterfaceError:
-            pass
-    fn = sub.role("loss")
-    opt = optim.AdamW(learning_rate=lr)
-
-    def loss_of(m, x, y):
-        args, kwargs = _bind(fn, {"model": m, "x": x, "y": y}, ["model", "x", "y"])
+    def loss_of(m: Any, x: Any, y: Any) -> Any:
+        if takes_y:
+            args, kwargs = _bind(fn, {"model": m, "x": x, "y": y}, ["model", "x", "y"])
+        else:
+            windows = mx.concatenate([x, y[:, -1:]], axis=1)
+            args, kwargs = _bind(fn, {"model": m, "x": windows, "batch": windows}, ["model", "x"])
         out = fn(*args, **kwargs)
         return out[0] if isinstance(out, (tuple, list)) else out
 
-    value_and_grad = nn.value_and_grad(model, loss_of)
+    return loss_of
 
-    def step(x, y):
-        loss, grads = sub.call(value_and_grad, model, mx.array(x), mx.array(y))
-        opt.update(model, grads)
-        mx.eval(model.parameters(), opt.state)
-        return float(loss.item())
 
-    return step, f"loss {_name(fn)} under nn.value_and_grad + mlx AdamW"
+def _mlx_stepper(sub: Submission, model: Any, lr: float, first: tuple) -> tuple[Callable[[Any, Any], float], str]:
+    """The answer's train step (given mlx AdamW where it takes an optimizer), else its loss function under
+    nn.value_and_grad, else the grader's cross-entropy; each probed with one step on ``first``."""
+    mx, nn = _mlx()
+    import mlx.optimizers as optim
+
+    tried = []
+    for cand in sub.candidates("train_step")[:4]:
+        try:
+            fn = cand.load()
+            names = [p.name.lower() for p in _params(fn)]
+            values: dict[str, Any] = {"model": model, "lr": lr}
+            if any(re.search(_NAMES["optimizer"], n) for n in names):
+                values["optimizer"] = optim.AdamW(learning_rate=lr)
+            step = _bound_step(sub, fn, values)
+            step(*first)
+            return step, f"train step {cand} with mlx AdamW"
+        except Exception as exc:  # a failed probe
+            tried.append(f"{cand}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}")
+    opt = optim.AdamW(learning_rate=lr)
+    options: list[tuple[str, Callable[[Any, Any, Any], Any]]] = []
+    for cand in sub.candidates("loss")[:4]:
+        try:
+            options.append((f"loss {cand}", _loss_caller(sub, cand.load())))
+        except Exception as exc:  # a failed probe
+            tried.append(f"{cand}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}")
+
+    def grader_loss(m: Any, x: Any, y: Any) -> Any:
+        logits = m(x)
+        logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+        return nn.losses.cross_entropy(logits, y).mean()
+
+    options.append(("the grader's cross-entropy on the model's logits", grader_loss))
+    for label, loss_of in options:
+        value_and_grad = nn.value_and_grad(model, loss_of)
+
+        def step(x: Any, y: Any, value_and_grad: Any = value_and_grad) -> float:
+            loss, grads = sub.call(value_and_grad, model, mx.array(x), mx.array(y))
+            opt.update(model, grads)
+            mx.eval(model.parameters(), opt.state)
+            return float(loss.item())
+
+        try:
+            step(*first)
+        except Exception as exc:  # a failed probe
+            tried.append(f"{label}: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}")
+            continue
+        note = f" (not driven: {'; '.join(tried)[:300]})" if tried else ""
+        return step, f"{label} under nn.value_and_grad + mlx AdamW{note}"
+    raise InterfaceError("no way to train the model: " + "; ".join(tried)[:600])
 
 
 def train(
@@ -835,9 +1072,12 @@ def train(
     skip = _need_framework(sub)
     if skip:
         return skip
-    model, built = build_model(sub, vocab)
+    model, built, vocab = build_model(sub, vocab)
     draw, batching = _batcher(sub, tokens, batch_size, seq_len)
-    stepper, stepping = (_mlx_stepper if framework(sub) == "mlx" else _numpy_stepper)(sub, model, lr)
+    if framework(sub) == "mlx":
+        stepper, stepping = _mlx_stepper(sub, model, lr, draw())
+    else:
+        stepper, stepping = _numpy_stepper(sub, model, lr, draw())
     losses = []
     for _ in range(steps):
         x, y = draw()
@@ -891,6 +1131,6 @@ def latent_dtype(sub: Submission) -> dict:
     skip = _need_framework(sub)
     if skip:
         return skip
-    layer = _layer(sub)(256, 64)
+    layer = _layer(sub)(2 * GROUP, GROUP)
     dtype = getattr(layer.obj, layer.attr).dtype
     return {"framework": "mlx", "dtype": str(dtype).rsplit(".", 1)[-1], "how": layer.describe()}

@@ -3,10 +3,15 @@
 It lives on the sandbox side because a submission calls it (as its target model or its beam-search model)
 inside the child, while the grading process uses the very same code as an oracle (greedy decoding).
 
-MinimalLM is the prompts' "random 1-layer transformer", made tree-consistent: it has no absolute position
-embedding, so the logits at a tree node under a tree mask equal the autoregressive logits of prompt + path to
-that node; and its residual connection is weak, so that predictions depend on the context and not only on
+MinimalLM is the prompts' "random 1-layer transformer", made tree-consistent: by default it has no absolute
+position embedding, so the logits at a tree node under a tree mask equal the autoregressive logits of prompt +
+path to that node; and its residual connection is weak, so that predictions depend on the context and not only on
 the current token (a verifier that reads logits at the wrong position is then exposed).
+
+With ``position_scale`` > 0 it also has an absolute position embedding and honours explicit ``positions``
+(a verifier that passes position ids must pass the right ones: prompt length - 1 + depth for a tree node).
+Where none are passed, a token's position is the number of earlier tokens its mask row lets it see, which is
+its autoregressive position for causal and tree masks alike, so the model stays tree-consistent.
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class MinimalLM:
         seed: int = 0,
         residual: float = 0.3,
         logit_scale: float = 3.0,
+        position_scale: float = 0.0,
+        max_position: int = 4096,
     ) -> None:
         rng = np.random.default_rng(seed)
         d, v, ff = d_model, vocab_size, 4 * d_model
@@ -79,6 +86,7 @@ class MinimalLM:
         self.w_up = rng.standard_normal((d, ff)) / np.sqrt(d)
         self.w_down = rng.standard_normal((ff, d)) / np.sqrt(ff)
         self.w_head = rng.standard_normal((d, v)) * (logit_scale / np.sqrt(d))
+        self.pos_embed = position_scale * rng.standard_normal((max_position, d)) if position_scale else None
 
     def _attention(self, x: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         n, length, d = x.shape
@@ -97,7 +105,7 @@ class MinimalLM:
         out = (p @ v).transpose(0, 2, 1, 3).reshape(n, length, d)
         return out @ self.w_o
 
-    def logits(self, tokens: Sequence[int] | np.ndarray, mask: object = None) -> np.ndarray:
+    def logits(self, tokens: Sequence[int] | np.ndarray, mask: object = None, positions: object = None) -> np.ndarray:
         ids = np.asarray(tokens, dtype=np.int64)
         single = ids.ndim == 1
         ids = np.atleast_2d(ids)
@@ -109,6 +117,8 @@ class MinimalLM:
             allowed = causal_mask(length)
         allowed = np.broadcast_to(allowed, (n, length, length))
         x = self.embed[ids]
+        if self.pos_embed is not None:
+            x = x + self.pos_embed[self._positions(positions, allowed)]
         x = self.residual * x + self._attention(_layer_norm(x), allowed)
         x = x + np.maximum(_layer_norm(x) @ self.w_up, 0.0) @ self.w_down
         out = _layer_norm(x) @ self.w_head
@@ -117,8 +127,20 @@ class MinimalLM:
     __call__ = logits
     forward = logits
 
-    def log_probs(self, tokens: Sequence[int] | np.ndarray, mask: object = None) -> np.ndarray:
-        return _log_softmax(self.logits(tokens, mask))
+    def _positions(self, positions: object, allowed: np.ndarray) -> np.ndarray:
+        """Explicit positions broadcast to (n, L), or each row's count of visible tokens minus one."""
+        if positions is None:
+            return allowed.sum(axis=-1) - 1
+        pos = np.broadcast_to(np.asarray(positions, dtype=np.int64), allowed.shape[:2])
+        limit = 0 if self.pos_embed is None else len(self.pos_embed)
+        if pos.size and (pos.min() < 0 or pos.max() >= limit):
+            raise ValueError(f"positions must lie in [0, {limit}), got {pos.min()}..{pos.max()}")
+        return pos
+
+    def log_probs(
+        self, tokens: Sequence[int] | np.ndarray, mask: object = None, positions: object = None
+    ) -> np.ndarray:
+        return _log_softmax(self.logits(tokens, mask, positions))
 
     def next_logits(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
         """Logits for the next token after each of several (ragged) sequences: (n, V)."""

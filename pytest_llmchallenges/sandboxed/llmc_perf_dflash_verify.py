@@ -3,7 +3,8 @@
 A run is speculative generation of ``n_new`` tokens from a seeded prompt, one cycle per draft tree; the trees
 are drafted here from the target's true greedy continuation: a chain of right tokens whose length varies by
 seed, each node with a wrong sibling. Calls are counted where the grader's target model answers the
-submission (``_State.logits``: one count per call of the submission, however many rows it batches).
+submission (``_State.passes``: one per call that runs the model, however many rows it batches; a call
+answered from hidden states the model returned earlier runs nothing).
 """
 
 from __future__ import annotations
@@ -42,15 +43,7 @@ def timed(sub: Submission, seeds: list[int], spec: dict[str, Any]) -> dict[str, 
     verifier = Verifier(sub, spec["target"])
     if verifier.verify is None:
         raise NotImplementedError("no verification function to count cycles of (only a generation loop)")
-    state = verifier.adapter.state
-    counted = state.logits
-    calls = [0]
-
-    def counting(parsed: Any) -> np.ndarray:
-        calls[0] += 1
-        return counted(parsed)
-
-    state.logits = counting
+    state = verifier.adapter.state  # state.passes: forward passes of the grader's model (the driver counts)
     lm, n_new, depth = verifier.adapter.lm, spec["n_new"], spec["depth"]
 
     def make(seed: int) -> tuple:
@@ -63,9 +56,9 @@ def timed(sub: Submission, seeds: list[int], spec: dict[str, Any]) -> dict[str, 
         while len(seq) - len(prompt) < n_new:
             got = len(seq) - len(prompt)
             tokens, parents = draft(rng, truth[got:], depth)
-            before = calls[0]
+            before = state.passes
             result = verifier.cycle(seq, tokens, parents)
-            cycles.append([calls[0] - before, len(result["appended"])])
+            cycles.append([state.passes - before, len(result["appended"])])
             if not result["appended"]:
                 break
             seq += result["appended"]

@@ -25,7 +25,7 @@ class WireError(ValueError):
     """A value that cannot travel, or a frame that does not parse."""
 
 
-def _pack(value: object, buffers: list[bytes], depth: int = 0) -> object:
+def _pack(value: object, buffers: list[bytes | memoryview], depth: int = 0) -> object:
     if depth > 64:
         raise WireError("value nested more than 64 levels deep")
     if value is None or isinstance(value, (bool, str)):
@@ -42,8 +42,8 @@ def _pack(value: object, buffers: list[bytes], depth: int = 0) -> object:
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in _NUMERIC_KINDS:
             raise WireError(f"array of dtype {value.dtype} cannot be returned (numeric arrays only)")
-        arr = np.ascontiguousarray(value)
-        buffers.append(arr.tobytes())
+        arr = value if value.flags.c_contiguous else value.copy(order="C")  # a 0-d array stays 0-d
+        buffers.append(arr.data.cast("B") if arr.size and arr.dtype.kind != "c" else arr.tobytes())
         return {"$nd": len(buffers) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape)}
     if isinstance(value, bytes):
         buffers.append(value)
@@ -93,13 +93,19 @@ def _unpack(node: object, buffers: list[bytes]) -> object:
     raise WireError("unknown node in frame header")
 
 
-def encode(value: object) -> bytes:
-    buffers: list[bytes] = []
+def _parts(value: object) -> list[bytes | memoryview]:
+    """The payload as pieces: array buffers are views of the arrays, not copies (a result the size of the
+    output must not double the child's peak memory while it is written)."""
+    buffers: list[bytes | memoryview] = []
     header = json.dumps(_pack(value, buffers), allow_nan=False).encode()
-    parts = [struct.pack("<I", len(header)), header]
+    parts: list[bytes | memoryview] = [struct.pack("<I", len(header)), header]
     for buf in buffers:
         parts += [struct.pack("<Q", len(buf)), buf]
-    return b"".join(parts)
+    return parts
+
+
+def encode(value: object) -> bytes:
+    return b"".join(_parts(value))
 
 
 def decode(payload: bytes) -> object:
@@ -124,14 +130,15 @@ def decode(payload: bytes) -> object:
 
 def write_frame(fd: int, value: object) -> None:
     """Encode and write one frame to a file descriptor (blocking)."""
-    payload = encode(value)
-    data = memoryview(struct.pack("<Q", len(payload)) + payload)
-    while data:
-        n = os.write(fd, data)
-        data = data[n:]
+    parts = _parts(value)
+    for piece in [struct.pack("<Q", sum(len(p) for p in parts)), *parts]:
+        data = memoryview(piece)
+        while data:
+            n = os.write(fd, data)
+            data = data[n:]
 
 
-def read_frame(fd: int) -> object:
+def read_frame(fd: int, limit: int = MAX_FRAME) -> object:
     """Read one frame from a blocking file descriptor; EOFError when the other side closed."""
 
     def read_exact(n: int) -> bytes:
@@ -145,19 +152,34 @@ def read_frame(fd: int) -> object:
         return b"".join(chunks)
 
     (length,) = struct.unpack("<Q", read_exact(8))
-    if length > MAX_FRAME:
+    if length > limit:
         raise WireError("frame too large")
     return decode(read_exact(length))
 
 
-class FrameReader:
-    """Incremental frame parser for a non-blocking pipe: feed bytes, take complete frames."""
+class FrameTooLarge(WireError):
+    """A frame whose declared length is over the reader's bound (refused before it is read)."""
 
-    def __init__(self, limit: int = MAX_FRAME) -> None:
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"a frame of {length} bytes, over the bound of {limit} bytes")
+        self.length, self.limit = length, limit
+
+
+class FrameReader:
+    """Incremental frame parser for a non-blocking pipe: feed bytes, take complete frames.
+
+    ``limit`` bounds each frame and ``total`` all of them together; both are checked against the declared
+    length before any of the frame is kept, so a child cannot make the reader allocate what it announces."""
+
+    def __init__(self, limit: int = MAX_FRAME, total: int | None = None) -> None:
         self._buf = bytearray()
         self._limit = limit
+        self._left = total if total is not None else 4 * limit
 
     def feed(self, data: bytes) -> None:
+        self._left -= len(data)
+        if self._left < 0:
+            raise FrameTooLarge(len(self._buf) + len(data), self._limit)
         self._buf += data
 
     def frames(self) -> list[object]:
@@ -165,7 +187,7 @@ class FrameReader:
         while len(self._buf) >= 8:
             (length,) = struct.unpack_from("<Q", self._buf, 0)
             if length > self._limit:
-                raise WireError("frame too large")
+                raise FrameTooLarge(length, self._limit)
             if len(self._buf) < 8 + length:
                 break
             payload = bytes(self._buf[8 : 8 + length])

@@ -5,7 +5,7 @@ zygote pays it once: it imports what every call needs, then forks one child per 
 process all the same (own session, own temp folder, its own Landlock domain); the zygote itself never runs
 submission code, so nothing a submission does can reach the next call.
 
-Protocol on a SOCK_SEQPACKET socket: the parent sends {"cwd", "env"} with three file descriptors (request
+Protocol on a SOCK_SEQPACKET socket: the parent sends {"cwd", "env", "isolate"} with three file descriptors (request
 pipe, result pipe, output pipe) and gets back {"started": pid}; when a child exits the zygote sends
 {"exit": pid, "code": exit code or -signal}.
 """
@@ -24,6 +24,7 @@ sys.path.insert(0, HERE)
 import llmc_api  # noqa: E402, F401
 import llmc_boot  # noqa: E402
 import llmc_confine  # noqa: E402
+import llmc_isolate  # noqa: E402, F401
 import llmc_wire  # noqa: E402, F401
 import numpy  # noqa: E402, F401  (the point of the zygote: imported once)
 
@@ -36,12 +37,10 @@ def _child(sock: socket.socket, request: dict, fds: list[int]) -> None:
         os.dup2(w_out, 1)
         os.dup2(w_out, 2)
         os.close(w_out)
-        os.chdir(request["cwd"])
-        os.environ.update(request["env"])
         import faulthandler
 
         faulthandler.enable()
-        llmc_boot.serve(r_req, w_res)
+        llmc_boot.start(r_req, w_res, request["cwd"], request["env"], request.get("isolate"))
     finally:
         os._exit(0)
 
@@ -50,6 +49,13 @@ def main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
     llmc_confine.become_subreaper()  # orphans of finished calls come here, to be reaped
     __import__("ctypes").CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG: die with the grading process
+    try:
+        _serve(sock)
+    except (BrokenPipeError, ConnectionResetError):  # the parent went away, with exit reports it no longer wants
+        return
+
+
+def _serve(sock: socket.socket) -> None:
     children: set[int] = set()
     while True:
         ready, _, _ = select.select([sock], [], [], 0.02)

@@ -3,10 +3,9 @@
 The submission's own forward produces the cache its backward consumes; eps is always passed explicitly where
 the API takes it (defaults differ between answers). Gradients are those of L = sum(y * dy).
 
-Where the prompt misleads: it writes the forward for x of shape (B, T, D) only, but gamma and beta are shared by
-every row, so dgamma and dbeta must be summed over *all* leading axes and have shape (D,); an implementation
-that hard-codes axes (0, 1) is right for 3-D inputs only (test_other_input_ranks). "Numerically stable" is
-judged on inputs where the one-pass variance E[x^2] - E[x]^2 cancels catastrophically in float32.
+Inputs are what the prompt states: x of shape (B, T, D), gamma and beta of shape (D,); dgamma and dbeta are
+summed over B and T. "Numerically stable" is judged on inputs where the one-pass variance E[x^2] - E[x]^2
+cancels catastrophically in float32.
 """
 
 from __future__ import annotations
@@ -14,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from pytest_llmchallenges.grading import GradingFailure, as_array, assert_close, wrong
 from pytest_llmchallenges.oracles.layernorm import layer_norm, layer_norm_grads
+from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver
 from pytest_llmchallenges.sandboxed.llmc_scan import scan_folder
 
 CHALLENGE = "backwards"
@@ -66,7 +65,7 @@ def _check(got: dict, case: dict, rtol: float, label: str) -> None:
 def test_forward_matches_oracle(sandbox, rng):
     """y = gamma * (x - mean) / sqrt(var + eps) + beta with the biased (1/D) variance, float64 and float32."""
     cases = [_case(rng, (2, 5, 16), np.float64), _case(rng, (3, 4, 24), np.float32)]
-    results = sandbox.run("gradients", cases).value
+    results = sandbox.run(driver.gradients, cases).value
     for case, got in zip(cases, results, strict=True):
         label = f"{case['x'].dtype} {case['x'].shape}"
         assert_close(got["y"], layer_norm(case["x"], case["gamma"], case["beta"], case["eps"]),
@@ -80,7 +79,7 @@ def test_gradients_match_oracle(sandbox, rng):
     shapes = [(2, 5, 16), (3, 4, 1), (1, 7, 33), (4, 3, 128)]
     cases = [_case(rng, s, dt) for dt in (np.float64, np.float32) for s in shapes]
     cases.append(_case(rng, (2, 3, 8), np.float64, eps=1e-2, scale=0.1))
-    results = sandbox.run("gradients", cases).value
+    results = sandbox.run(driver.gradients, cases).value
     for case, got in zip(cases, results, strict=True):
         label = f"{case['x'].dtype} x{case['x'].shape} eps={case['eps']:g}"
         _check(got, case, RTOL[case["x"].dtype.type], label)
@@ -98,7 +97,7 @@ def test_finite_difference(sandbox, rng):
                 moved[name][index] += sign * FD_STEP
                 points.append((moved["x"], moved["gamma"], moved["beta"]))
             where.append((name, index))
-    out = sandbox.run("finite_differences", case, points).value
+    out = sandbox.run(driver.finite_differences, case, points).value
     ys = [as_array(y, "y") for y in out["ys"]]
     numeric = {k: np.zeros_like(case[k]) for k in ("x", "gamma", "beta")}
     for i, (name, index) in enumerate(where):
@@ -121,23 +120,10 @@ def test_numerical_stability(sandbox, rng):
     tiny_gamma = _case(rng, (4, 8, d), np.float32, gamma_scale=1e-3, gamma_offset=0.0)
     cases = {"offset 1e4": offset, "near-constant rows": near_constant, "gamma ~ 1e3": big_gamma,
              "gamma ~ 1e-3": tiny_gamma}  # fmt: skip
-    results = sandbox.run("gradients", list(cases.values())).value
+    results = sandbox.run(driver.gradients, list(cases.values())).value
     for (label, case), got in zip(cases.items(), results, strict=True):
         _check(got, case, STABILITY_RTOL if label in ("offset 1e4", "near-constant rows") else RTOL[np.float32],
                f"float32 {label}")  # fmt: skip
-
-
-def test_other_input_ranks(sandbox, rng):
-    """(N, D) and (B, T, S, D) inputs: either correct, with dgamma and dbeta of shape (D,), or a raised error.
-    A silently wrong-shaped dgamma (axes (0, 1) hard-coded for 3-D input) is a failure."""
-    cases = [_case(rng, (6, 16), np.float64), _case(rng, (2, 3, 4, 16), np.float64)]
-    results = sandbox.run("gradients", cases, allow_errors=True).value
-    for case, got in zip(cases, results, strict=True):
-        if "error" in got:
-            continue  # a clear refusal is acceptable: the prompt specifies (B, T, D) only
-        _check(got, case, RTOL[np.float64], f"x{case['x'].shape}")
-    if all("error" in got for got in results):
-        pytest.skip("the submission accepts (B, T, D) inputs only: " + results[0]["error"])
 
 
 def _framework_imports(folder: Path) -> dict[str, set[str]]:
@@ -151,7 +137,7 @@ def test_no_autodiff_frameworks(sandbox, submission, rng):
     found = _framework_imports(submission.challenge_dir(CHALLENGE))
     if found:
         wrong("autodiff framework imported: " + "; ".join(f"{f}: {', '.join(sorted(m))}" for f, m in found.items()))
-    result = sandbox.run("gradients", [_case(rng, (2, 3, 8), np.float64)])
+    result = sandbox.run(driver.gradients, [_case(rng, (2, 3, 8), np.float64)])
     loaded = sorted(set(result.imports) & AUTODIFF_FRAMEWORKS)
     if loaded:
         wrong(f"autodiff framework imported at run time: {', '.join(loaded)}")

@@ -37,6 +37,7 @@ import pytest
 from pytest_llmchallenges.grading import GradingFailure, wrong
 from pytest_llmchallenges.oracles.beam_search import AmbiguousScript
 from pytest_llmchallenges.oracles.beam_search import beam_search as oracle_search
+from pytest_llmchallenges.sandboxed import llmc_drive_beam_search as driver
 from pytest_llmchallenges.sandboxed.llmc_scripted import MinimalTokenModel, ScriptedLM
 
 CHALLENGE = "beam_search"
@@ -70,7 +71,7 @@ def run_searches(sandbox: Any, jobs: list[dict]) -> list[tuple[Beams, dict]]:
     """The submission's results for several searches, in one sandboxed call: (beams, driver info) each,
     beams as per-item lists of (tokens, score)."""
     results = []
-    for out in sandbox.run("searches", jobs).value:
+    for out in sandbox.run(driver.searches, jobs).value:
         if out["rows_without_prompt"]:
             raise GradingFailure(
                 "interface",

@@ -2,10 +2,19 @@
 
 What is verified, in the sandbox, on the grader's tiny inputs: the projection (values and scales), the
 straight-through gradient, that every matrix of the model (embedding and LM head included) is ternary, that
-the batching + loss code cannot beat ln(V) on random tokens, that the validation split is held out, and that a
-few dozen training steps lower the loss without leaving the ternary grid. What is *not* verified: the full
-training run. Answers fine-tune Qwen3-0.6B (weights cannot be downloaded here) or train for many minutes, so
-their reported loss, perplexity and samples are read from their report and shown as "reported, not re-run".
+targets are the next tokens (and the model cannot beat ln(V) on random tokens), that the validation split is
+held out, and that a few dozen training steps lower the loss without leaving the ternary grid. What is *not*
+verified: the full training run. Answers fine-tune Qwen3-0.6B (weights cannot be downloaded here) or train for
+many minutes, so their reported loss, perplexity and samples are read from their report and shown as
+"reported, not re-run".
+
+How answers are driven (docs/writing-a-suite.md's rules): only shapes the prompt allows are graded (sides that
+are multiples of 128); the model is built at a tiny configuration where its constructor takes one, else from the
+answer's own default configuration, and its vocabulary is read from its logits; the answer's batching, split,
+step and loss functions are called with their own signatures, and an exception while trying a convention is a
+failed probe, not the answer's error. Where the code that matters sits inline in a ``main()`` no driver can
+reach (the (inputs, labels) slices, an inline train/validation split), the source is read statically
+(oracles/ternary_source.py): ``inputs = b[1:]; labels = b[:-1]`` is the copy bug wherever it is written.
 
 Where the prompt misleads:
 - "Check with: abs(round(W/s) - {-1,0,+1}) < 1e-5" is vacuous on the latent weights (round() always gives an
@@ -13,10 +22,10 @@ Where the prompt misleads:
   weights: W_q / s in {-1, 0, +1}, every nonzero weight of a group having the same magnitude s.
 - "dL/dW_latent = dL/dW_ternary": the ternary weights here are the dequantized s * T the forward pass multiplies
   by, not the codes T (whose gradient would be s times larger).
-- "groups of 128" says nothing about a partial last group or an all-zero group. Graded conventions: a partial
-  group's scale is the mean |W| over its own weights (zero-padding to 128 dilutes it: a finding); an all-zero
-  group projects to zeros, never NaN. Groups may run along either axis of the matrix or over the flattened
-  tensor; the layout that fits the answer's output is used and reported.
+- "groups of 128" says nothing about a partial last group: every graded matrix has sides that are multiples of
+  128, and how a width of 200 is treated (own mean, zero padding, an exception) is a note in the report. An
+  all-zero group projects to zeros, never NaN. Groups may run along either axis of the matrix or over the
+  flattened tensor; the layout that fits the answer's output is used and reported.
 - Qwen3-0.6B ties the LM head to the embedding: "ALL linear layers are ternary ... LM head" then means the
   tied table must be used through the projection in both places.
 - "Perplexity < 100" depends on the tokenizer (bytes make it trivial, a 151k vocabulary makes it hard); the
@@ -35,6 +44,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges.grading import GradingFailure, assert_close, wrong
+from pytest_llmchallenges.oracles import ternary_source
 
 CHALLENGE = "ternary_training"
 GROUP = 128
@@ -95,10 +105,11 @@ def _reference_projection(w: np.ndarray, layout: str) -> np.ndarray:
 
 
 def _weights(rng: np.random.Generator) -> list[np.ndarray]:
-    """Shapes with full groups, a partial last group (200 = 128 + 72) and a matrix narrower than one group."""
-    shapes = [(16, 256), (12, 200), (6, 64), (10, 384)]
+    """Shapes the prompt allows: both sides multiples of 128 (so groups along either axis or the flattened
+    tensor are whole), rows with their own offsets, and one all-zero group."""
+    shapes = [(128, 256), (128, 128), (256, 384)]
     ws = [rng.standard_normal(s) * 0.05 + 0.01 * rng.standard_normal((s[0], 1)) for s in shapes]
-    ws[1][3, :GROUP] = 0.0  # an all-zero group
+    ws[0][3, :GROUP] = 0.0  # an all-zero group (along the last axis)
     return ws
 
 
@@ -116,11 +127,37 @@ def _projections(sandbox, rng) -> tuple[list[np.ndarray], list[dict], str]:
     return ws, results, out["how"]
 
 
+def _partial_group_note(sandbox, rng) -> str:
+    """How the answer treats a width that is not a multiple of 128 (200 = 128 + 72): outside what the prompt
+    defines, so it is described, never graded."""
+    w = rng.standard_normal((12, 200)) * 0.05
+    try:
+        out = sandbox.run("project", [w]).value
+    except AssertionError as exc:  # GradingFailure included: a note, never a verdict
+        reason = getattr(exc, "reason", str(exc)).splitlines()[0][:160]
+        return f"width 200 (a partial group of 72, outside the prompt's groups of 128): {reason}"
+    if not isinstance(out, dict) or "results" not in out:
+        return "width 200 (a partial group of 72): not run"
+    wq = np.asarray(out["results"][0]["projected"], dtype=np.float64)
+    if wq.shape != w.shape:
+        return f"width 200 (a partial group of 72): projection has shape {wq.shape}"
+    tail, got = w[:, GROUP:], np.abs(wq[:, GROUP:]).max(axis=1)
+    own, padded = np.abs(tail).mean(axis=1), np.abs(tail).sum(axis=1) / GROUP
+    if np.allclose(got, own, rtol=SCALE_RTOL):
+        how = "scaled by the mean over its own 72 weights"
+    elif np.allclose(got, padded, rtol=SCALE_RTOL):
+        how = "zero-padded to 128 (scale = sum|W| / 128)"
+    else:
+        how = "scaled by another rule"
+    return f"width 200 (a partial group of 72, a choice the prompt leaves open): {how}"
+
+
 # -- tests ---------------------------------------------------------------------------------------------------------
-def test_ternary_projection_values(sandbox, rng):
-    """Every projected weight divided by its group's scale is -1, 0 or +1 (within 1e-5), for shapes with a
-    partial last group and one narrower than a group; zeros exactly where |W| < s/2 and the sign of W elsewhere
-    (round-to-nearest with clipping: a sign() projection with no zeros, or groups of 64, fail here)."""
+def test_ternary_projection_values(sandbox, rng, llm_note):
+    """Every projected weight divided by its group's scale is -1, 0 or +1 (within 1e-5), on matrices whose
+    sides are multiples of 128 (the prompt's groups; a partial group is only described, in a note); zeros exactly
+    where |W| < s/2 and the sign of W elsewhere (round-to-nearest with clipping: a sign() projection with no
+    zeros, or groups of 64, fail here)."""
     ws, results, how = _projections(sandbox, rng)
     for w, res in zip(ws, results, strict=False):
         wq = res["projected"]
@@ -140,11 +177,12 @@ def test_ternary_projection_values(sandbox, rng):
             got_zeros = int(np.sum(got_codes[decided] == 0))
             wrong(f"{w.shape}: {int(bad.sum())} of {int(decided.sum())} weights have the wrong ternary code "
                   f"(expected {zeros} zeros where |W| < mean|W|/2, got {got_zeros}); via {how}")  # fmt: skip
+    llm_note(_partial_group_note(sandbox, rng))
 
 
 def test_scale_is_group_mean_abs(sandbox, rng):
-    """The magnitude of every group's nonzero projected weights is mean|W| of that group (rtol 1e-3), the
-    partial last group averaged over its own weights, and an all-zero group projects to exact zeros."""
+    """The magnitude of every group's nonzero projected weights is mean|W| of that group (rtol 1e-3), and an
+    all-zero group projects to exact zeros."""
     ws, results, how = _projections(sandbox, rng)
     for w, res in zip(ws, results, strict=False):
         wq = res["projected"]
@@ -160,9 +198,7 @@ def test_scale_is_group_mean_abs(sandbox, rng):
                 wrong(f"{w.shape}: a group with mean|W| = {mean_abs:.4g} projects to all zeros; via {how}")
             if abs(s - mean_abs) > SCALE_RTOL * mean_abs:
                 hint = ""
-                if src.size < GROUP and abs(s - mean_abs * src.size / GROUP) <= SCALE_RTOL * mean_abs:
-                    hint = f" (= mean over 128 with zero padding: the partial group of {src.size} is diluted)"
-                elif abs(s - float(np.abs(src).max())) <= SCALE_RTOL * s:
+                if abs(s - float(np.abs(src).max())) <= SCALE_RTOL * s:
                     hint = " (= max|W| of the group, not the mean)"
                 wrong(f"{w.shape}: group scale {s:.6g}, expected mean|W| = {mean_abs:.6g}{hint}; groups along "
                       f"the {layout} axis; via {how}")  # fmt: skip
@@ -171,10 +207,10 @@ def test_scale_is_group_mean_abs(sandbox, rng):
 def test_ste_gradient_identity(sandbox, rng):
     """Straight-through estimator: for L = sum(layer(x) * dY) the latent weight's gradient equals
     dL/dW_q = dY^T X (NumPy: the layer's own backward; MLX: mx.grad through the layer), including at weights
-    that round to 0; an input dimension of 200 gives a partial group."""
-    x = rng.standard_normal((6, 200))
-    w = rng.standard_normal((12, 200)) * 0.07
-    dy = rng.standard_normal((6, 12))
+    that round to 0; a (128, 256) weight, whole groups along either axis."""
+    x = rng.standard_normal((6, 256))
+    w = rng.standard_normal((128, 256)) * 0.07
+    dy = rng.standard_normal((6, 128))
     out = _run(sandbox, "ste_gradient", x, w, dy)
     expected = dy.T @ x
     grad = out["grad"]
@@ -188,18 +224,20 @@ def test_ste_gradient_identity(sandbox, rng):
 
 
 def test_all_linear_layers_ternary(sandbox, rng):
-    """At a tiny Qwen3-style configuration (vocab 64, hidden 128, 2 layers, 4 query / 2 key-value heads), every
-    matrix of the model is used through its ternary projection: swapping its latent weights for another matrix
-    with the same group-of-128 projection leaves the logits unchanged, while a different projection moves
-    them. The embedding and the LM head count; RMSNorm gains (1-D) may stay float."""
-    ids = rng.integers(0, 64, size=(1, 12))
-    out = _run(sandbox, "model_weights", 64, ids)
+    """At a tiny Qwen3-style configuration (vocab 128, hidden 128, 2 layers, 4 query / 2 key-value heads of 64;
+    or the answer's own default configuration where its constructor takes no sizes), every matrix of the model is
+    used through its ternary projection: swapping its latent weights for another matrix with the same
+    group-of-128 projection leaves the logits unchanged, while a different projection moves them. The embedding
+    and the LM head count; RMSNorm gains (1-D) may stay float."""
+    ids = rng.integers(0, 128, size=(1, 12))
+    out = _run(sandbox, "model_weights", 128, ids)
+    vocab = out.get("vocab", 128)
     used = [e for e in out["weights"] if e["reversed"] > UNUSED_TOL]
     if len(used) < 2 * 7 + 1:
         wrong(f"found {len(used)} weight matrices that affect the logits; a 2-layer model has at least 15 "
               f"(7 projections per layer, embedding/LM head); via {out['how']}")  # fmt: skip
-    if not any(64 in e["shape"] for e in used):
-        wrong(f"no matrix with the vocabulary (64) in its shape affects the logits; via {out['how']}")
+    if not any(vocab in e["shape"] for e in used):
+        wrong(f"no matrix with the vocabulary ({vocab}) in its shape affects the logits; via {out['how']}")
     floats = [e for e in used if min(e["same_projection_last"], e["same_projection_first"]) > SAME_PROJECTION_TOL]
     if floats:
         names = ", ".join(
@@ -211,13 +249,67 @@ def test_all_linear_layers_ternary(sandbox, rng):
               f"ternary projection: {names}; via {out['how']}")  # fmt: skip
 
 
-def test_loss_floor_on_random_tokens(sandbox, rng):
-    """The answer's batching + train step on uniformly random tokens (vocab 64, 60 steps): next-token loss
-    cannot go below ln(64) = 4.159 but by sampling noise. Inputs and labels shifted the wrong way (predicting
-    the current or the previous token, which the model can copy) drive it far below."""
+def _shift_findings(challenge_dir: Path) -> tuple[list[str], list[str]]:
+    """(defects, confirmations) from the (inputs, labels) slices the answer's source cuts from one sequence."""
+    bad, good = [], []
+    for shift in ternary_source.label_shifts(challenge_dir):
+        if shift.offset == 1:
+            good.append(f"source: {shift.describe()}")
+        elif shift.offset is not None:
+            what = (
+                "the current token (labels = inputs)"
+                if shift.offset == 0
+                else ("the previous token" if shift.offset == -1 else f"the token {shift.offset:+d} positions away")
+            )
+            bad.append(f"labels are shifted the wrong way: {shift.describe()} makes the label at each position "
+                       f"{what}, not the next one, so the model learns to copy")  # fmt: skip
+    return bad, good
+
+
+def _batch_findings(sandbox, rng) -> tuple[list[str], list[str], str]:
+    """(defects, confirmations, what was tried) from the answer's batching function on a stream of distinct
+    tokens, where each token names its position: the target of x[t] must be the token after it."""
+    stream = rng.permutation(6000)
+    out = _run(sandbox, "batch_pairs", stream, 4, 16)
+    if "y" not in out:
+        tried = "; ".join(out.get("tried", [])) or f"{out.get('how', 'batching')} returns windows only"
+        return [], [], tried
+    position = np.empty(stream.size, dtype=np.int64)
+    position[stream] = np.arange(stream.size)
+    x, y = np.asarray(out["x"]), np.asarray(out["y"])
+    if x.min() < 0 or y.min() < 0 or max(x.max(), y.max()) >= stream.size:
+        return [], [], f"{out['how']} returned tokens outside the stream it was given"
+    offsets = position[y] - position[x]
+    if np.all(offsets == 1):
+        return [], [f"{out['how']}: every target is the next token"], ""
+    common = int(np.bincount(offsets.ravel() - offsets.min()).argmax() + offsets.min())
+    return [f"{out['how']}: targets are not the next tokens ({float(np.mean(offsets != 1)):.0%} of them; the "
+            f"usual offset is {common:+d} positions instead of +1)"], [], ""  # fmt: skip
+
+
+def test_loss_floor_on_random_tokens(sandbox, rng, challenge_dir, llm_note):
+    """Targets are the next tokens. Observed three ways, each where it is robust: (1) the (inputs, labels)
+    slices the source cuts from one sequence (``inputs = b[1:]; labels = b[:-1]`` is the copy bug, wherever
+    it sits, a ``main()`` included); (2) the answer's batching function, with its own signature, on a stream
+    of distinct tokens: y[t] must be the token after x[t]; (3) the answer's tiny model trained 60 steps on
+    uniformly random tokens (vocab 64) with its own step or loss: the loss cannot go below ln(64) = 4.159 but
+    by sampling noise, unless targets leak into the inputs (a wrong shift, or attention that sees the future)."""
+    bad, good = _shift_findings(challenge_dir)
+    if bad:
+        wrong(bad[0])
+    batch_bad, batch_good, tried = _batch_findings(sandbox, rng)
+    if batch_bad:
+        wrong(batch_bad[0])
+    good += batch_good
     vocab = 64
     tokens = rng.integers(0, vocab, size=20_000)
-    out = _run(sandbox, "train", tokens, vocab, 60, 8, 32, 3e-3)
+    try:
+        out = _run(sandbox, "train", tokens, vocab, 60, 8, 32, 3e-3)
+    except GradingFailure as exc:
+        if exc.category != "interface" or not good:
+            raise
+        llm_note(f"targets checked by {'; '.join(good)[:300]}; training not driven: {exc.reason[:200]}")
+        return
     losses = np.asarray(out["losses"], dtype=np.float64)
     if not np.all(np.isfinite(losses)):
         wrong(f"training loss became NaN/inf on random tokens: {losses[:8]}; via {out['how']}")
@@ -229,17 +321,32 @@ def test_loss_floor_on_random_tokens(sandbox, rng):
               f"tokens: the targets are not the next tokens (or leak into the inputs); via {out['how']}")  # fmt: skip
     if float(losses.min()) < floor - 0.5:
         wrong(f"a batch loss of {losses.min():.3f} on random tokens is far below ln(V) = {floor:.3f}")
+    checked = "; ".join(good) or f"training only (batching not driven: {tried[:200]})"
+    llm_note(f"targets: {checked[:300]}; random-token loss {late:.3f} vs ln V {floor:.3f} via {out['how'][:200]}")
 
 
-def test_validation_split_disjoint(sandbox, rng):
-    """The answer's train/validation split on a text of unique random paragraphs: both parts nonempty, and no
-    validation paragraph (nor any 48-character stretch of one) occurs in the training part. A validation set
-    that is also trained on makes the reported perplexity meaningless (the prompt asks for a held-out portion)."""
+def test_validation_split_disjoint(sandbox, rng, challenge_dir, llm_note):
+    """The validation part is held out (the prompt asks for a held-out portion; one that is also trained on
+    makes the reported perplexity meaningless). Read in the source where the split is inline: a validation
+    slice of a sequence must not overlap the training slice of it, nor be cut from a sequence that is trained on
+    whole. Driven where the answer has a split function: on a text of unique random paragraphs both parts are
+    nonempty and no validation paragraph (nor any 48-character stretch of one) occurs in the training part."""
+    static = ternary_source.validation_splits(challenge_dir)
+    leaks = [sp for sp in static if sp.overlap]
+    if leaks:
+        wrong(f"the validation data is also trained on: {leaks[0].describe()}")
+    held_out = [sp for sp in static if sp.overlap is False]
     words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), size=rng.integers(3, 9))) for _ in range(400)]
     paragraphs = [f"P{i:03d} " + " ".join(rng.choice(words, size=40)) + "." for i in range(60)]
     text = "\n\n".join(paragraphs) + "\n"
     tokens = np.concatenate([rng.permutation(1000) for _ in range(3)]) + np.repeat(np.arange(3) * 1000, 1000)
-    out = _run(sandbox, "split", text, tokens)
+    try:
+        out = _run(sandbox, "split", text, tokens)
+    except GradingFailure as exc:
+        if exc.category != "interface" or not held_out:
+            raise
+        llm_note(f"held out in the source: {held_out[0].describe()}; no split function driven")
+        return
     train, val = out["train"], out["validation"]
     if len(train) == 0 or len(val) == 0:
         wrong(f"{out['how']}: empty part (train {len(train)}, validation {len(val)})")
@@ -413,12 +520,21 @@ def _from_text(text: str) -> dict:
                 found["ternary"] = "pass"
             elif re.search(r"\b(fail(ed)?|false)\b|❌", low):
                 found["ternary"] = "FAIL"
-    samples = [ln for ln in lines if re.match(r"^\W*(sample|generation|prompt|output)\s*#?\d*\s*\W", ln.strip(), re.I)]
+    samples = [  # "Sample 2: ...", "Prompt: ...", "output) ...", "Generation 1 - ..."; not "PROMPT.md"
+        ln
+        for ln in lines
+        if re.match(r"^\W*(sample|generation|prompt|output)\s*#?\d*\s*([:)\]=|>]|\s[-–—])", ln.strip(), re.I)
+    ]
     if samples:
         found["samples"] = len(samples)
     steps = re.findall(r"step\W{0,3}(\d+)[^\n]{0,40}?loss\W{0,3}" + _NUMBER, text, re.I)
     if len(steps) >= 3:
         found["losses"] = [float(v) for _, v in steps]
+    else:  # "Training loss: 10.3 -> 6.0": the first and last values are evidence enough that it decreased
+        pair = re.search(r"loss[^\n]{0,30}?" + _NUMBER + r"\s*(?:→|->|=>|to)\s*" + _NUMBER, text, re.I)
+        if pair:
+            found["losses"] = [float(pair.group(1)), float(pair.group(2))]
+            found.setdefault("train_loss", float(pair.group(2)))  # where the training loss ended
     return found
 
 
@@ -467,10 +583,10 @@ def test_report_complete(challenge_dir, llm_note):
     missing = [label for key, label in (("train_loss", "final training loss"), ("val_ppl", "validation perplexity"),
                ("ternary", "ternary verification result"), ("samples", "generation samples"),
                ("losses", "loss log")) if key not in found]  # fmt: skip
+    if found.get("samples", 3) < 3:
+        missing.append(f"3-5 generation samples ({found['samples']} found)")
     if missing:
         wrong(f"the report lacks: {', '.join(missing)} (searched {len(_report_files(challenge_dir))} files)")
-    if found["samples"] < 3:
-        wrong(f"the report has {found['samples']} generation samples; the prompt asks for 3-5")
     if found["ternary"] != "pass":
         wrong(f"the report's ternary verification says {found['ternary']} ({sources['ternary']})")
     losses = found["losses"]

@@ -88,7 +88,7 @@ def _layer_norm(x: np.ndarray) -> np.ndarray:
     return (x - mu) / np.sqrt(x.var(axis=-1, keepdims=True) + 1e-5)
 
 
-def ancestor_matrix(tree_parents: Sequence[int]) -> np.ndarray:
+def ancestor_matrix(tree_parents: Sequence[int] | np.ndarray) -> np.ndarray:
     """A[i, k] = True when node k is node i or one of its ancestors.
 
     Nodes are in topological order, so row i is row parent(i) plus i itself: one pass suffices.
@@ -101,7 +101,7 @@ def ancestor_matrix(tree_parents: Sequence[int]) -> np.ndarray:
     return anc
 
 
-def build_tree_mask(prompt_len: int, tree_parents: Sequence[int]) -> np.ndarray:
+def build_tree_mask(prompt_len: int, tree_parents: Sequence[int] | np.ndarray) -> np.ndarray:
     """Boolean mask (P+N, P+N), True where position i may attend to position j.
 
     Prompt rows are causal; every tree row sees the whole prompt, itself and its ancestors, and nothing of the

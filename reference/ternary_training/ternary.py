@@ -7,7 +7,8 @@ Conventions (the prompt leaves them open, so they are fixed here):
   embedding table (vocab, d_model) is grouped along d_model, the axis its rows are read along.
 - scale s = mean(|W_group|) (BitNet b1.58's absmean); codes = clip(round(W / s), -1, 1).
 - A partial last group (in_features not a multiple of 128) gets the mean over its own weights only.
-  Zero-padding it to 128 would dilute the mean and shrink its scale; that is a bug, not a convention.
+  The prompt leaves this open (zero-padding it to 128, which shrinks its scale, is another choice); every
+  matrix of the model here has widths that are multiples of 128 anyway.
 - An all-zero group has s = 0: its codes are 0 and its projected weights are exactly 0 (the division
   uses max(s, tiny) so nothing becomes NaN).
 

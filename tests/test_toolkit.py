@@ -1,0 +1,335 @@
+"""Unit tests of the adaptation toolkit (sandboxed/llmc_api, llmc_bind, llmc_probe, llmc_entry): fast, in process.
+
+Candidates by role, binding by name and by position, each outcome of the probe rule (a submission-frame
+exception on a declared call vs. one on a guess), and declared entry points checked at collection.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pytest_llmchallenges import entrypoints
+from pytest_llmchallenges.sandboxed import llmc_drive_backwards, llmc_entry
+from pytest_llmchallenges.sandboxed.llmc_api import InterfaceError, Role, Submission, SubmissionError, bind_by_name
+from pytest_llmchallenges.sandboxed.llmc_bind import BindError, bind
+from pytest_llmchallenges.sandboxed.llmc_probe import Attempt, first_working, guess
+from tests.test_verdicts import load
+
+ROLES = {
+    "fwd": Role(prescribed=["layer_norm_forward"], patterns=[r"forward"], description="forward(x, gamma)"),
+    "model": Role(prescribed=["Model"], patterns=[r"model"], kind="class"),
+}
+
+
+def make_sub(tmp_path: Path, files: dict[str, str]) -> Submission:
+    for name, text in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    return Submission(tmp_path, ROLES)
+
+
+# --- candidates ------------------------------------------------------------------------------------------------
+def test_candidates_rank_prescribed_names_first_and_mark_them_documented(tmp_path: Path) -> None:
+    sub = make_sub(
+        tmp_path,
+        {
+            "a.py": "def my_forward(x, gamma):\n    return x\n\ndef layer_norm_forward(x, gamma):\n    return x\n",
+            "b.py": "class Model:\n    pass\n\nclass OldModel:\n    pass\n",
+        },
+    )
+    fwd = sub.candidates("fwd")
+    assert [c.name for c in fwd] == ["layer_norm_forward", "my_forward"]
+    assert [c.documented for c in fwd] == [True, False]
+    assert [c.name for c in sub.candidates("model")] == ["Model", "OldModel"]
+
+
+def test_manifest_names_the_one_documented_candidate(tmp_path: Path) -> None:
+    sub = make_sub(
+        tmp_path,
+        {
+            "a.py": "def layer_norm_forward(x, gamma):\n    return x\n\ndef mine(x, gamma):\n    return 2 * x\n",
+            "llmchallenge.toml": '[roles]\nfwd = "a.py:mine"\n',
+        },
+    )
+    (cand,) = sub.candidates("fwd")
+    assert (cand.name, cand.documented) == ("mine", True)
+    assert cand.load()(3, None) == 6
+
+
+# --- binding ---------------------------------------------------------------------------------------------------
+PATTERNS = {"x": r"^(x|inp)$", "gamma": r"^(gamma|weight)$", "eps": r"eps"}
+
+
+def test_bind_by_name_in_any_order_with_keywords_after_a_gap() -> None:
+    def fn(weight, inp, bias=None, eps=1e-5):  # type: ignore[no-untyped-def]
+        return weight, inp, eps
+
+    b = bind(fn, {"x": 1, "gamma": 2, "eps": 3}, PATTERNS, ["x", "gamma", "eps"])
+    assert (b.args, b.kwargs, b.by_position) == ((2, 1), {"eps": 3}, ())
+
+
+def test_bind_fills_unknown_required_names_by_the_prompts_order_and_says_so() -> None:
+    def fn(a, b, eps):  # type: ignore[no-untyped-def]
+        return a, b, eps
+
+    b = bind(fn, {"x": 1, "gamma": 2, "eps": 3}, PATTERNS, ["x", "gamma", "eps"])
+    assert (b.args, b.by_position) == ((1, 2, 3), ("a", "b"))
+    assert bind_by_name(fn, {"x": 1, "gamma": 2, "eps": 3}, PATTERNS, ["x", "gamma", "eps"]) == ((1, 2, 3), {})
+
+
+def test_bind_positional_only_and_keyword_only_parameters() -> None:
+    def fn(data, /, weight, *, eps, extra=None):  # type: ignore[no-untyped-def]
+        return data, weight, eps
+
+    b = bind(fn, {"x": 1, "gamma": 2, "eps": 3}, PATTERNS, ["x", "gamma", "eps"])
+    assert (b.args, b.kwargs, b.by_position) == ((1, 2), {"eps": 3}, ("data",))
+
+
+def test_bind_a_callable_without_a_signature_gets_no_arguments() -> None:
+    assert bind(print, {"x": 1}, PATTERNS, ["x"]).args == ()
+
+
+def test_bind_reusable_and_taken_values() -> None:
+    def tiles(q, br, bc):  # type: ignore[no-untyped-def]
+        return q, br, bc
+
+    b = bind(tiles, {"q": 0, "tile": 4}, {"q": "^q$", "tile": "^b[rc]$"}, ["q", "tile"], reusable=("tile",))
+    assert b.args == (0, 4, 4)
+
+    def method(prompts, width):  # type: ignore[no-untyped-def]
+        return prompts, width
+
+    taken = {"beam"}  # given to the constructor already: never again by position
+    b = bind(method, {"prompts": 1, "beam": 2, "n": 3}, {"prompts": "prompt"}, ["prompts", "beam", "n"], taken=taken)
+    assert b.args == (1, 3)
+
+
+def test_bind_without_a_value_for_a_required_parameter_is_an_interface_mismatch() -> None:
+    def fn(x, mystery, other):  # type: ignore[no-untyped-def]
+        return x
+
+    with pytest.raises(BindError, match=r"mystery|other") as info:
+        bind(fn, {"x": 1, "gamma": 2}, PATTERNS, ["x", "gamma"])
+    assert isinstance(info.value, InterfaceError)
+
+
+# --- the probe rule --------------------------------------------------------------------------------------------
+BROKEN = """
+def layer_norm_forward(x, gamma):
+    return x[5]                # IndexError in the submission's own frame
+
+def forward_fast(a, b):
+    return a[5]                # the same bug, on a candidate found by pattern whose parameters are unknown names
+
+def forward_ok(x, gamma):
+    return x
+"""
+
+
+def _probe_with(sub: Submission, order: list[str], documented: set[str] | None = None) -> Any:
+    def attempt(name: str) -> Attempt:
+        cand = next(c for c in sub.candidates("fwd") if c.name == name)
+        fn = cand.load()
+        documented_here = cand.documented if documented is None else name in documented
+        return Attempt(str(cand), lambda: fn, documented_here)
+
+    def probe(fn: Any) -> Any:
+        return sub.invoke(bind(fn, {"x": [1.0], "gamma": 2.0}, PATTERNS, ["x", "gamma"]))
+
+    return first_working([attempt(n) for n in order], probe, lambda tried: sub.interface_error("fwd", tried))
+
+
+def test_submission_frame_exception_on_a_declared_call_is_the_answers_error(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": BROKEN})
+    with pytest.raises(SubmissionError, match="IndexError") as info:
+        _probe_with(sub, ["layer_norm_forward", "forward_fast"])
+    assert info.value.category == "error"
+    assert 'File "a.py"' in info.value.detail
+    assert "forward_fast" in str(info.value)  # what else was tried, as context
+
+
+def test_name_bound_call_on_a_pattern_candidate_matches_the_role_too(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": BROKEN.replace("layer_norm_forward", "my_forward")})
+    with pytest.raises(SubmissionError, match="IndexError"):
+        _probe_with(sub, ["my_forward"])
+
+
+def test_exception_on_a_guessed_convention_is_a_failed_probe(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": BROKEN})
+    with pytest.raises(InterfaceError) as info:
+        _probe_with(sub, ["forward_fast"])  # (a, b) filled by position: the grader's guess, not the answer's API
+    text = str(info.value)
+    assert info.value.not_driven
+    assert "a failed probe: parameters a, b bound by position" in text
+    assert 'fix: add to llmchallenge.toml: [roles] fwd = "file.py:name"' in text
+
+
+def test_guess_context_marks_any_call_a_guess(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": BROKEN})
+    fn = sub.candidates("fwd")[0].load()
+
+    def probe(f: Any) -> Any:
+        with guess("cache passed back piece by piece"):
+            return sub.call(f, [1.0], 2.0)
+
+    with pytest.raises(InterfaceError, match="a failed probe: cache passed back piece by piece"):
+        first_working([Attempt("a", lambda: fn, documented=True)], probe, lambda t: sub.interface_error("fwd", t))
+
+
+def test_exception_before_the_submissions_code_runs_is_a_failed_probe(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": BROKEN})
+    fn = sub.candidates("fwd")[0].load()
+    probe = lambda f: sub.call(f, 1, 2, 3)  # noqa: E731 -- TypeError from the call itself: wrong argument count
+    with pytest.raises(InterfaceError, match="raised before its code ran"):
+        first_working([Attempt("a", lambda: fn, documented=True)], probe, lambda t: sub.interface_error("fwd", t))
+
+
+def test_a_later_working_candidate_wins_over_an_earlier_error(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": BROKEN})
+    fn, result = _probe_with(sub, ["layer_norm_forward", "forward_ok"])
+    assert fn.__name__ == "forward_ok" and result == [1.0]
+
+
+def test_positional_binding_of_a_documented_candidate_is_its_documented_signature(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": BROKEN})
+    with pytest.raises(SubmissionError, match="IndexError"):
+        _probe_with(sub, ["forward_fast"], documented={"forward_fast"})
+
+
+def test_no_candidate_at_all_lists_the_definitions_and_the_fix(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": "def unrelated():\n    pass\n"})
+    with pytest.raises(InterfaceError, match=r"fix: add to llmchallenge.*definitions found: a.py:unrelated\(\)"):
+        sub.drive("fwd", lambda c: c.load(), lambda f: f())
+
+
+# --- declared entry points -------------------------------------------------------------------------------------
+def test_entry_functions_become_requests_and_strings_are_refused_for_opted_in_drivers() -> None:
+    assert llmc_entry.request(llmc_drive_backwards.gradients, "kv") == ("backwards", "gradients")
+    assert llmc_entry.declared("backwards") == {"gradients", "finite_differences"}
+    with pytest.raises(ValueError, match="not a declared driver entry point"):
+        llmc_entry.request(llmc_drive_backwards.FunctionPair, "backwards")
+    with pytest.raises(ValueError, match="pass the function, not the string 'gradients'"):
+        llmc_entry.request("gradients", "backwards")
+    assert llmc_entry.request("selfcheck:call_entry", "backwards") == ("selfcheck", "call_entry")
+    assert llmc_entry.declared("kv") is None  # not opted in: still called by name
+    assert llmc_entry.request("session", "kv") == ("kv", "session")
+
+
+def _suite(tmp_path: Path, body: str) -> ModuleType:
+    path = tmp_path / "suite_under_check.py"
+    path.write_text(textwrap.dedent(body))
+    module = ModuleType("suite_under_check")
+    module.__file__ = str(path)
+    exec(compile(path.read_text(), str(path), "exec"), vars(module))
+    return module
+
+
+def test_suite_faults_name_strings_unknown_names_and_helpers(tmp_path: Path) -> None:
+    module = _suite(
+        tmp_path,
+        """
+        from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver
+
+        def test_a(sandbox):
+            sandbox.run(driver.gradients, [])
+            sandbox.run("gradients", [])
+            sandbox.run(driver.gradiants, [])
+            sandbox.run(driver.FunctionPair)
+            sandbox.run("selfcheck:call_entry", 1)
+        """,
+    )
+    faults = entrypoints.suite_faults(module, "backwards")
+    assert len(faults) == 3, faults
+    assert "pass the function, not the string" in faults[0]
+    assert "driver.gradiants is not defined" in faults[1]
+    assert "not an @entry function" in faults[2]
+
+
+def test_a_misnamed_entry_fails_collection_as_a_grader_fault(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytester.makepyfile(
+        test_suite="""
+        from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver
+        CHALLENGE = "backwards"
+
+        def test_x(sandbox):
+            sandbox.run(driver.gradiants, [])
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*grader fault: test_suite.py:*driver.gradiants is not defined in the suite*"])
+
+
+# --- the rule through a driver ---------------------------------------------------------------------------------
+def _layernorm_case() -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    return {"x": rng.standard_normal((2, 3, 4)), "gamma": np.ones(4), "beta": np.zeros(4), "eps": 1e-5, "dy": None}
+
+
+def _drive_backwards(tmp_path: Path, code: str) -> Any:
+    (tmp_path / "ln.py").write_text(textwrap.dedent(code))
+    sub = Submission(tmp_path, llmc_drive_backwards.ROLES)
+    case = _layernorm_case()
+    case["dy"] = np.ones_like(case["x"])
+    return llmc_drive_backwards.gradients(sub, [case])
+
+
+def test_backwards_driver_charges_the_declared_functions_error(tmp_path: Path) -> None:
+    with pytest.raises(SubmissionError, match="ZeroDivisionError") as info:
+        _drive_backwards(
+            tmp_path,
+            """
+            def layer_norm_forward(x, gamma, beta, eps):
+                return 1 / 0
+
+            def layer_norm_backward(dy, cache):
+                return dy, dy, dy
+            """,
+        )
+    assert 'File "ln.py"' in info.value.detail
+
+
+def test_backwards_driver_does_not_charge_a_guessed_convention(tmp_path: Path) -> None:
+    with pytest.raises(InterfaceError) as info:
+        _drive_backwards(
+            tmp_path,
+            """
+            def layernorm_fwd_v2(p, q, r, s):
+                return 1 / 0
+
+            def layernorm_bwd_v2(p, q):
+                return p, p, p
+            """,
+        )
+    assert info.value.not_driven
+    assert "a failed probe: parameters p, q, r, s bound by position" in str(info.value)
+
+
+def test_an_answer_only_guesses_reach_is_graded_not_driven(pytester: pytest.Pytester) -> None:
+    """End to end: the child's probe rule outcome becomes the report's "not_driven" category, not `error`."""
+    (pytester.path / "m" / "backwards").mkdir(parents=True)
+    (pytester.path / "m" / "backwards" / "ln.py").write_text(
+        "def layernorm_fwd_v2(p, q, r, s):\n    return 1 / 0\n\ndef layernorm_bwd_v2(p, q):\n    return p, p, p\n"
+    )
+    pytester.makepyfile(
+        test_suite="""
+        import numpy as np
+        from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver
+        CHALLENGE = "backwards"
+
+        def test_x(sandbox):
+            x = np.ones((2, 3, 4))
+            sandbox.run(driver.gradients, [{"x": x, "gamma": np.ones(4), "beta": np.zeros(4), "eps": 1e-5, "dy": x}])
+        """
+    )
+    args = ["--llm-submission", "m", "test_suite.py", "-p", "no:cacheprovider", "--llm-report", "r.json"]
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=1)
+    test = load(pytester.path / "r.json")["submissions"][0]["challenges"][0]["tests"][0]
+    assert test["category"] == "not_driven", test
+    assert "a failed probe" in test["message"] and "llmchallenge.toml" in test["message"]
