@@ -34,7 +34,7 @@ def one_run(tmp: Path, index: int, expr: str) -> tuple[float, dict[str, dict]]:
             if prop.get("name") == "llm_efficiency":
                 figures[name] = ast.literal_eval(prop.get("value", "{}"))
         if name not in figures:  # failed or skipped before measuring: say why
-            bad = next(iter(case), None)
+            bad = next((c for c in case if c.tag in ("skipped", "failure", "error")), None)
             figures[name] = {"summary": f"no figures: {bad.tag if bad is not None else '?'}: "
                              f"{(bad.get('message') if bad is not None else '') or ''}"[:300]}  # fmt: skip
     return wall, figures
