@@ -269,3 +269,21 @@ def versus(
     for a in (arm, base, *others):
         figures.update(timing_figures(a.name.replace("-", ""), s[a.name]))
     return s, figures
+
+
+def attention_versus_naive(
+    sandbox: Sandbox, node: Any, driver: str, args: tuple, checker: Any, nxn: int, shape: str
+) -> None:
+    """flash_attention and its backward: the causal call against the naive full-matrix baseline, the
+    non-causal call interleaved with them (skipped tiles), and peak memory as a fraction of one N x N."""
+    causal = Arm("causal", f"{driver}:timed", (*args, True), check=checker(True), memory=True)
+    naive = Arm("naive", f"{driver}:baseline", (*args, True), trusted=True, memory=True)
+    full = Arm("noncausal", f"{driver}:timed", (*args, False), check=checker(False))
+    s, figures = versus(sandbox, node, causal, naive, [full])
+    figures |= {
+        "causal_over_noncausal": round(s["causal"].median / s["noncausal"].median, 3),
+        "peak_nxn_fraction": round((s["causal"].memory_peak or 0) / nxn, 3),
+        "naive_peak_nxn_fraction": round((s["naive"].memory_peak or 0) / nxn, 3),
+        "shape": shape,
+    }
+    record(node, figures)

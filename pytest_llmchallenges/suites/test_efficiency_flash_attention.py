@@ -33,15 +33,12 @@ def checker(causal: bool):
 
 def test_efficiency(sandbox, request):
     """Measured, not graded: figures on the report; a submission that cannot be timed is skipped with why."""
-    driver = "llmc_perf_flash_attention"
-    causal = eff.Arm("causal", f"{driver}:timed", (SHAPE, TILE, True), check=checker(True), memory=True)
-    naive = eff.Arm("naive", f"{driver}:baseline", (SHAPE, TILE, True), trusted=True, memory=True)
-    full = eff.Arm("noncausal", f"{driver}:timed", (SHAPE, TILE, False), check=checker(False))
-    s, figures = eff.versus(sandbox, request.node, causal, naive, [full])
-    figures |= {
-        "causal_over_noncausal": round(s["causal"].median / s["noncausal"].median, 3),
-        "peak_nxn_fraction": round((s["causal"].memory_peak or 0) / NXN, 3),
-        "naive_peak_nxn_fraction": round((s["naive"].memory_peak or 0) / NXN, 3),
-        "shape": "B=1 H=1 N=4096 D=64 T=128 float64",
-    }
-    eff.record(request.node, figures)
+    eff.attention_versus_naive(
+        sandbox,
+        request.node,
+        "llmc_perf_flash_attention",
+        (SHAPE, TILE),
+        checker,
+        NXN,
+        "B=1 H=1 N=4096 D=64 T=128 float64",
+    )
