@@ -37,6 +37,16 @@ def wrong(message: str) -> NoReturn:
     raise AssertionError(message)
 
 
+class DesignError(RuntimeError):
+    """A suite's check of its own inputs failed: the grader's fault (category ``grader``), never the answer's."""
+
+
+def design(condition: bool, message: str) -> None:
+    """Check something about the test itself (its scripted model, its expected values): a failure is ours."""
+    if not condition:
+        raise DesignError(f"test design: {message}")
+
+
 def as_array(value: object, what: str) -> np.ndarray:
     """A numeric float64 array from a submission's output, or a ``wrong`` failure saying why not."""
     try:

@@ -191,6 +191,10 @@ def test_our_bug(sandbox):
 
 def test_cleanup(sandbox, broken_cleanup):
     assert sandbox.run("selfcheck:call_entry", 21).value == 42
+
+def test_bad_design(sandbox):
+    from pytest_llmchallenges.grading import design
+    design(sandbox.run("selfcheck:call_entry", 21).value == 41, "the suite's own expectation is off")
 """
 
 
@@ -203,12 +207,13 @@ def test_grader_faults_are_never_charged_to_the_model(pytester: pytest.Pytester)
     entry = challenge(data, "m", "backwards")
     assert (entry["passed"], entry["failed"], entry["grade"]) == (1, 0, "A")  # the cleanup's test passed its call
     faults = {f["nodeid"].split("::")[1].split("[")[0]: f["message"] for f in data["grader_faults"]}
-    assert set(faults) == {"test_unknown_driver_function", "test_our_bug", "test_cleanup"}
+    assert set(faults) == {"test_unknown_driver_function", "test_our_bug", "test_cleanup", "test_bad_design"}
+    assert "test design: the suite's own expectation is off" in faults["test_bad_design"]
     assert "no_such_function" in faults["test_unknown_driver_function"]
     assert "KeyError" in faults["test_our_bug"] and "during teardown" in faults["test_cleanup"]
     out = result.stdout.str()
-    assert out.index("GRADER FAULTS (3)") > out.index("LLM challenge grades")
-    result.stdout.fnmatch_lines(["*exit status 3: the grader failed on 3 test(s)*"])
+    assert out.index("GRADER FAULTS (4)") > out.index("LLM challenge grades")
+    result.stdout.fnmatch_lines(["*exit status 3: the grader failed on 4 test(s)*"])
     result.stdout.fnmatch_lines(["FAILED *test_our_bug?m? - [[]grader] grader fault: KeyError*"])
 
 

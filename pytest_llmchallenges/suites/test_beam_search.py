@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_llmchallenges.grading import GradingFailure, wrong
+from pytest_llmchallenges.grading import GradingFailure, DesignError, design, wrong
 from pytest_llmchallenges.oracles.beam_search import AmbiguousScript
 from pytest_llmchallenges.oracles.beam_search import beam_search as oracle_search
 from pytest_llmchallenges.sandboxed import llmc_drive_beam_search as driver
@@ -174,7 +174,8 @@ def test_length_penalty_ranking(sandbox, scripted_lm):
     into the accumulated score, ranking by the raw total, or leaving EOS out all change the answer."""
     model = scripted_lm([PROMPT], LENGTH_SCRIPT)
     expected = [LENGTH_EXPECTED]
-    assert [t for t, _ in oracle_search(model, [PROMPT], 3, 6, 0.6, EOS)[0]] == [t for t, _ in expected[0]]
+    ranked = [t for t, _ in oracle_search(model, [PROMPT], 3, 6, 0.6, EOS)[0]]
+    design(ranked == [t for t, _ in expected[0]], "the oracle disagrees with the expected ranking")
     got, _ = run_search(sandbox, model, [PROMPT], 3, 6, 0.6, EOS)
     assert_beams(got, expected, "length-penalised ranking (alpha=0.6)", [PROMPT])
 
@@ -221,9 +222,9 @@ def test_returns_k_sorted(sandbox, rng, scripted_lm):
         except AmbiguousScript:
             continue
     else:
-        raise AssertionError("test design: no unambiguous scripted tree in 100 draws")
-    assert all(any(t[-1] != EOS for t, _ in item) for item in expected), "test design: all beams finished"
-    assert any(t[-1] == EOS for item in expected for t, _ in item), "test design: no finished beam"
+        raise DesignError("test design: no unambiguous scripted tree in 100 draws")
+    design(all(any(t[-1] != EOS for t, _ in item) for item in expected), "all beams finished")
+    design(any(t[-1] == EOS for item in expected for t, _ in item), "no finished beam")
     got, _ = run_search(sandbox, model, prompts, 4, 4, 0.6, EOS)
     for i, item in enumerate(got):
         if len(item) != 4:
