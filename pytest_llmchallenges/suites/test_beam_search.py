@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pytest_llmchallenges.grading import GradingFailure, DesignError, design, wrong
+from pytest_llmchallenges.grading import DesignError, GradingFailure, design, wrong
 from pytest_llmchallenges.oracles.beam_search import AmbiguousScript
 from pytest_llmchallenges.oracles.beam_search import beam_search as oracle_search
 from pytest_llmchallenges.sandboxed import llmc_drive_beam_search as driver
