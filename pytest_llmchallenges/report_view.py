@@ -217,12 +217,14 @@ def _first_skip_reason(tests: list[dict[str, Any]]) -> str:
 
 
 def _collapse(challenge: str, tests: list[dict[str, Any]]) -> list[FailureLine]:
-    """One line per distinct (category, reason); the tests that share it are counted, not repeated."""
+    """One line per distinct (category, reason); the tests that share it are counted, not repeated; in a merged
+    report each test names the run its verdict came from."""
     groups: dict[tuple[str, str], list[str]] = {}
     for t in tests:
         cat, message = str(t.get("category") or ""), str(t.get("message") or "").strip()
         key = (cat, message.removeprefix(f"{cat}: ") if cat else message)
-        groups.setdefault(key, []).append(str(t.get("test") or t.get("nodeid") or "?"))
+        name = str(t.get("test") or t.get("nodeid") or "?")
+        groups.setdefault(key, []).append(f"{name} ({t['run']})" if t.get("run") else name)  # merged: which run
     return [FailureLine(challenge, cat, msg, tuple(names)) for (cat, msg), names in groups.items()]
 
 

@@ -54,6 +54,7 @@ def test_merge_takes_the_graded_verdict_over_a_capability_skip(pytester: pytest.
     assert sub(merged, "alpha")["efficiency"]["fuse"]["run"] == "gpu.json"
     assert "| 2 | beta | 0.734 | C+ |" in (pytester.path / "all.md").read_text()
     assert "gpu.json" in (pytester.path / "all.html").read_text()
+    assert "test_k_values[64] (gpu.json)" in (pytester.path / "all.md").read_text()  # a failure names its run
     result.stdout.fnmatch_lines(["*1  alpha  1.000 A  (8/8 answered)", "*2  beta  0.734 C+*"])
 
 
