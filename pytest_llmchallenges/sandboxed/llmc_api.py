@@ -154,6 +154,21 @@ class Submission:
     def candidates(self, role_name: str) -> list[Candidate]:
         return rank_candidates(role_name, self.roles[role_name], self.scan, self.manifest, self)
 
+    def classes(self, role_name: str, limit: int = 4, skip: str | None = None) -> list[type]:
+        """The classes among the first ``limit`` candidates of a role (names matching ``skip`` left out first):
+        for drivers that build the answer's own objects. A candidate that does not load is passed over; it is
+        the driver's guess, not the answer's error."""
+        found = [c for c in self.candidates(role_name) if not (skip and re.search(skip, c.name.lower()))]
+        out = []
+        for cand in found[:limit]:
+            try:
+                obj = cand.load()
+            except (InterfaceError, SubmissionError):
+                continue
+            if isinstance(obj, type):
+                out.append(obj)
+        return out
+
     def role(self, role_name: str) -> Any:
         """The best candidate for a role, loaded; InterfaceError when there is none."""
         found = self.candidates(role_name)

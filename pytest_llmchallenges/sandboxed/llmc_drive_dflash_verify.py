@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from llmc_api import InterfaceError, Role, Submission, SubmissionError
+from llmc_api import InterfaceError, Role, Submission
 from llmc_models import MinimalLM
 
 ROLES = {
@@ -540,18 +540,10 @@ class TargetAdapter:
 def _their_model(sub: Submission, lm: MinimalLM) -> tuple[type | None, Any]:
     """The submission's model class and, when it can be built, an instance (used only to learn answer forms)."""
     try:
-        found = [c for c in sub.candidates("model") if not re.search(r"draft|mock|tree|test", c.name.lower())]
+        found = sub.classes("model", skip=r"draft|mock|tree|test")
     except InterfaceError:
         return None, None
-    for cand in found[:4]:
-        try:
-            cls = cand.load()
-        except (InterfaceError, SubmissionError):
-            continue
-        if not inspect.isclass(cls):
-            continue
-        return cls, _instantiate(cls, lm)
-    return None, None
+    return (found[0], _instantiate(found[0], lm)) if found else (None, None)
 
 
 def _instantiate(cls: type, lm: MinimalLM) -> Any:

@@ -790,13 +790,7 @@ def _attends(sub: Submission, cls: type) -> list[Attend]:
 
 def _cache_ops_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine]]:
     makers: list[Callable[[], Engine]] = []
-    for cand in sub.candidates("cache")[:4]:
-        try:
-            cls = cand.load()
-        except (InterfaceError, SubmissionError):
-            continue
-        if not inspect.isclass(cls):
-            continue
+    for cls in sub.classes("cache"):
         attends = _attends(sub, cls)
         writers = [a for a in attends if a.writes]
         # a reader with a lengths parameter is the answer's own way to serve ragged batches: tried first
