@@ -48,6 +48,20 @@ def test_candidates_rank_prescribed_names_first_and_mark_them_documented(tmp_pat
     assert [c.name for c in sub.candidates("model")] == ["Model", "OldModel"]
 
 
+def test_classes_keeps_the_loadable_classes_and_skips_names(tmp_path: Path) -> None:
+    """``sub.classes``: the classes among a role's first candidates; a name matching ``skip``, a function and a
+    module that fails to import are passed over (the driver's guesses, never the answer's error)."""
+    sub = make_sub(
+        tmp_path,
+        {
+            "a.py": "class Model:\n    pass\n\nclass DraftModel:\n    pass\n\ndef model_fn():\n    return 1\n",
+            "b.py": "raise ImportError('broken')\n\nclass OtherModel:\n    pass\n",
+        },
+    )
+    assert [c.__name__ for c in sub.classes("model", skip=r"draft")] == ["Model"]
+    assert "DraftModel" in [c.__name__ for c in sub.classes("model")]
+
+
 def test_manifest_names_the_one_documented_candidate(tmp_path: Path) -> None:
     sub = make_sub(
         tmp_path,
