@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .challenges import CHALLENGE_NAMES, CHALLENGES
-from .report_view import capability_label, category, is_perf, unanswered
-from .scoring import NOT_SCORED, challenge_score, counted, letter, overall_score
+from .report_view import capability_label, category, is_perf
+from .scoring import NOT_SCORED, challenge_score, counted, letter, overall_score, status, tally
 
 SCHEMA = "pytest-llmchallenges/report/2"
 GRADED = ("passed", "failed")
@@ -190,16 +190,13 @@ def _merge_efficiency(into: dict[str, tuple[int, Any]], label: str, eff: Any, su
             into[challenge] = (weight, value)
 
 
-def _status(tests: list[dict[str, Any]], labels: str) -> tuple[str, str | None]:
-    real = [t for t in tests if category(t) != "grader"]
-    graded = sum(is_graded(t) for t in real)
-    if real and unanswered(real):
-        return "missing", None
-    capability = [t for t in real if t.get("outcome") == "skipped" and category(t) == "capability"]
-    if capability:
-        reason = Counter(str(t.get("message") or "a capability") for t in capability).most_common(1)[0][0]
-        return "partial", f"{graded} of {len(real)} graded: {labels or reason}"
-    return ("graded" if graded else "n/a"), None
+def _partial_reason(tests: list[dict[str, Any]], graded: int, total: int, labels: str) -> str | None:
+    """ "3 of 12 graded: no CUDA GPU" where a capability left tests unrun, else None."""
+    capability = [t for t in tests if t.get("outcome") == "skipped" and category(t) == "capability"]
+    if not capability:
+        return None
+    reason = Counter(str(t.get("message") or "a capability") for t in capability).most_common(1)[0][0]
+    return f"{graded} of {total} graded: {labels or reason}"
 
 
 def rescore(doc: dict[str, Any]) -> dict[str, Any]:
@@ -213,28 +210,23 @@ def rescore(doc: dict[str, Any]) -> dict[str, Any]:
         sums = Counter[str]()
         for c in sub.get("challenges") or []:
             tests = [t for t in c.get("tests") or [] if not is_perf(t)]  # correctness only, as in reports.py
-            real = [t for t in tests if category(t) != "grader"]
-            passed = sum(t.get("outcome") == "passed" for t in real)
-            failed = sum(t.get("outcome") == "failed" for t in real)
-            skipped = sum(t.get("outcome") == "skipped" for t in real)
+            counts = tally([(str(t.get("outcome")), category(t)) for t in tests])
             caps = [str(x) for x in c.get("missing_capabilities") or []]
-            status, reason = _status(tests, ", ".join(capability_label(x) for x in caps))
-            score = challenge_score(passed, failed)
+            labels = ", ".join(capability_label(x) for x in caps)
+            reason = _partial_reason(tests, counts["graded"], counts["total"], labels)
+            state = status([category(t) for t in tests], counts["graded"], reason is not None)
+            score = challenge_score(counts["passed"], counts["failed"])
             c.update(
-                status=status,
-                partial_reason=reason,
-                passed=passed,
-                failed=failed,
-                skipped=skipped,
-                graded=passed + failed,
-                total=len(real),
+                status=state,
+                partial_reason=reason if state == "partial" else None,
+                **counts,
                 score=0.0 if score is None else round(score, 6),
-                grade=NOT_SCORED if score is None or status in ("missing", "n/a") else letter(score),
+                grade=NOT_SCORED if score is None or state in ("missing", "n/a") else letter(score),
             )
             c.setdefault("missing_capabilities", [])
             by_category.update(category(t) for t in tests if category(t))  # as reports.py counts them
-            sums.update(passed=passed, failed=failed, skipped=skipped)
-            scored.append((c["difficulty"], counted(status, score if status != "n/a" else None, mode)))
+            sums.update(passed=counts["passed"], failed=counts["failed"], skipped=counts["skipped"])
+            scored.append((c["difficulty"], counted(state, score if state != "n/a" else None, mode)))
         overall = overall_score(scored)
         answered = sum(c["status"] != "missing" for c in sub.get("challenges") or [])
         sub.update(

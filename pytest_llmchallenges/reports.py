@@ -20,9 +20,10 @@ from .scoring import (
     challenge_score,
     counted,
     is_efficiency,
-    is_unanswered,
     letter,
     overall_score,
+    status,
+    tally,
 )
 from .submissions import Submission
 
@@ -50,38 +51,25 @@ def _perf(record: TestRecord) -> bool:
     return record.perf or is_efficiency(record.nodeid)
 
 
-def _status(records: list[TestRecord], graded: int, caps: list[str]) -> str:
-    if is_unanswered([r.category for r in records]):
-        return "missing"
-    if caps:
-        return "partial"
-    return "graded" if graded else "n/a"
-
-
 def _challenge_entry(name: str, records: list[TestRecord], missing_reason: str | None) -> dict[str, Any]:
     """One challenge of one submission. No records at all: missing when the folder says so, else n/a (not run)."""
     everything = sorted(records, key=lambda r: r.nodeid)
     tests = [r for r in everything if not _perf(r)]  # correctness only: efficiency is its own axis
-    passed = sum(r.outcome == "passed" for r in tests)
-    failed = sum(r.outcome == "failed" and r.category != "grader" for r in tests)  # a grader fault is ours
-    skipped = sum(r.outcome == "skipped" for r in tests)
+    counts = tally([(r.outcome, r.category) for r in tests])
     caps = (
         [] if missing_reason else sorted({r.capability for r in tests if r.category == "capability" and r.capability})
     )
-    status = "missing" if missing_reason else _status(tests, passed + failed, caps)  # the folder decides
-    score = challenge_score(passed, failed) if status in ("graded", "partial") else None
+    # the folder decides missing; else the verdicts
+    state = "missing" if missing_reason else status([r.category for r in tests], counts["graded"], bool(caps))
+    score = challenge_score(counts["passed"], counts["failed"]) if state in ("graded", "partial") else None
     labels = ", ".join(LABELS.get(c, f"no {c}") for c in caps)
     return {
         "name": name,
         "difficulty": CHALLENGES[name].difficulty,
-        "status": status,
-        "partial_reason": f"{passed + failed} of {len(tests)} graded: {labels}" if status == "partial" else None,
+        "status": state,
+        "partial_reason": f"{counts['graded']} of {counts['total']} graded: {labels}" if state == "partial" else None,
         "missing_capabilities": caps,
-        "passed": passed,
-        "failed": failed,
-        "skipped": skipped,
-        "graded": passed + failed,
-        "total": len(tests),
+        **counts,
         "score": 0.0 if score is None else round(score, 6),
         "grade": NOT_SCORED if score is None else letter(score),
         "tests": [

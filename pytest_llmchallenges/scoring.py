@@ -49,6 +49,25 @@ def is_unanswered(categories: list[str]) -> bool:
     return "missing" in categories and all(c in ("missing", "capability") for c in categories)
 
 
+def tally(tests: list[tuple[str, str]]) -> dict[str, int]:
+    """passed, failed, skipped, graded and total of a challenge's correctness tests, given as (outcome,
+    category) pairs: a grader fault is ours, so it counts nowhere."""
+    real = [outcome for outcome, cat in tests if cat != "grader"]
+    passed, failed = real.count("passed"), real.count("failed")
+    return {"passed": passed, "failed": failed, "skipped": real.count("skipped"), "graded": passed + failed,
+            "total": len(real)}  # fmt: skip
+
+
+def status(categories: list[str], graded: int, partial: bool) -> str:
+    """missing (nothing answered), partial (a capability left tests unrun), graded, or n/a (nothing graded)."""
+    real = [c for c in categories if c != "grader"]
+    if is_unanswered(real):
+        return "missing"
+    if partial:
+        return "partial"
+    return "graded" if graded else "n/a"
+
+
 def counted(status: str, score: float | None, mode: str) -> float | None:
     """What a challenge adds to the overall mean: a missing one 0 (mode "all") or nothing ("answered")."""
     if status == "missing":

@@ -87,3 +87,16 @@ def test_answering_less_never_ranks_higher_in_mode_all() -> None:
     few = [("medium", scoring.counted("graded", 1.0, "all"))] + [("hard", scoring.counted("missing", None, "all"))] * 7
     many = [("medium", 0.5)] + [("hard", 0.5)] * 7
     assert scoring.overall_score(few) < scoring.overall_score(many)
+
+
+def test_tally_counts_a_grader_fault_nowhere() -> None:
+    """One tally for a run's report and for merge's rescoring: a grader fault is ours, in no count or total."""
+    tests = [("passed", ""), ("failed", "wrong"), ("failed", "grader"), ("skipped", "capability")]
+    assert scoring.tally(tests) == {"passed": 1, "failed": 1, "skipped": 1, "graded": 2, "total": 3}
+
+
+def test_status_missing_partial_graded_na() -> None:
+    assert scoring.status(["missing", "capability", "grader"], 0, partial=True) == "missing"
+    assert scoring.status(["", "capability"], 1, partial=True) == "partial"
+    assert scoring.status(["", "wrong"], 2, partial=False) == "graded"
+    assert scoring.status(["capability"], 0, partial=False) == "n/a"
