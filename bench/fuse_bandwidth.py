@@ -34,7 +34,7 @@ def _build_reference() -> tuple[Any, dict]:
     """The reference behind the grader's own shim, loaded with ctypes; plus its extended entry points."""
     import os
 
-    from pytest_llmchallenges.sandboxed import llmc_drive_fuse as drive
+    from pytest_llmchallenges.challenges.fuse.driver import llmc_drive_fuse as drive
 
     class Ref:
         root = REPO / "reference" / "fuse"

@@ -80,7 +80,7 @@ rm -f "$LOG/pip.tmp"
 # ---- 3. the suite on the reference -----------------------------------------------------------------------
 banner "3. fuse suite on reference/"
 timeout -k 10 "$(allow 110 150)" "$PY" -m pytest ${PLUGIN[@]+"${PLUGIN[@]}"} -p no:cacheprovider -v -rs --durations=5 \
-  --llm-submission=reference --llm-report "$LOG/suite.json" pytest_llmchallenges/suites/test_fuse.py \
+  --llm-submission=reference --llm-report "$LOG/suite.json" pytest_llmchallenges/challenges/fuse/suite/test_fuse.py \
   >"$LOG/suite.txt" 2>&1
 rc=$?
 tail -n 30 "$LOG/suite.txt"
@@ -103,7 +103,7 @@ timeout -k 10 "$(allow 75 110)" "$PY" - >"$LOG/sanitizer.txt" 2>&1 <<'EOF'
 import os, subprocess, sys, tempfile
 from pathlib import Path
 sys.path.insert(0, os.getcwd())
-from pytest_llmchallenges.sandboxed import llmc_drive_fuse as d
+from pytest_llmchallenges.child import llmc_drive_fuse as d
 
 class Ref:
     root = Path("reference/fuse").resolve()
@@ -180,7 +180,7 @@ def grade(m):
         return m, None, f"cannot materialise: {exc}"
     rep = tmp / f"{m.name}.json"
     select = [] if "test_sanitizer_clean" in m.catches else ["-k", "not sanitizer"]
-    cmd = [py, "-m", "pytest", *plugin, "-p", "no:cacheprovider", "-q", "pytest_llmchallenges/suites/test_fuse.py",
+    cmd = [py, "-m", "pytest", *plugin, "-p", "no:cacheprovider", "-q", "pytest_llmchallenges/challenges/fuse/suite/test_fuse.py",
            "--llm-submission", str(sub), "--llm-report", str(rep), *select]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(5.0, deadline - time.time()))

@@ -28,7 +28,7 @@ def sandbox_overhead(calls: int = 20) -> dict[tuple[str, str], tuple[float, floa
     so that the machine's load weighs on every mode alike. ``off`` is the path before issue 15 (temp copy,
     Landlock writes only); ``auto`` adds namespaces, a fresh root, Landlock reads and a cgroup per call."""
     from pytest_llmchallenges import launcher
-    from pytest_llmchallenges.sandbox import Sandbox
+    from pytest_llmchallenges.calls import Sandbox
 
     times: dict[tuple[str, str], list[float]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,8 +39,8 @@ VARIANTS = {
 
 def main() -> None:
     from pytest_llmchallenges import capabilities, isolation
+    from pytest_llmchallenges.calls import Sandbox
     from pytest_llmchallenges.grading import GradingFailure
-    from pytest_llmchallenges.sandbox import Sandbox
 
     reason = capabilities.missing("gpu")
     if reason:

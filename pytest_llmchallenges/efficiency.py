@@ -8,8 +8,9 @@ Why a protocol and not a stopwatch: a timed figure is only citable if the submis
 - every timed repetition gets fresh inputs (seeds drawn here at run time, sent with the call) and its output is
   checked here against an oracle at places chosen after the output arrived, so work cannot be done ahead or
   replayed;
-- the baseline (plain vectorised NumPy, ``llmc_perf_baselines``) runs in the same kind of sandboxed child, in
-  the same run, calls interleaved with the submission's (B A B A), each call after an untimed warm-up run;
+- the baseline (plain vectorised NumPy, ``baseline`` in a challenge's ``llmc_perf_<name>``) runs in the same kind
+  of sandboxed child, in the same run, calls interleaved with the submission's (B A B A), each call after an
+  untimed warm-up run;
   the submission's calls get a time limit derived from the baseline's (LIMIT_FACTOR x, at least MIN_LIMIT_S);
 - at least ``MIN_REPS`` repetitions per arm, more rounds until the relative standard error of the mean is under
   ``RSE_TARGET`` or the time budget is spent; medians and the relative interquartile spread are reported;
@@ -33,8 +34,8 @@ from typing import Any
 
 import pytest
 
+from .calls import DEFAULT_MEMORY_LIMIT, CallResult, Sandbox
 from .grading import GradingFailure
-from .sandbox import DEFAULT_MEMORY_LIMIT, CallResult, Sandbox
 
 EFFICIENCY_KEY = "llm_efficiency"
 MIN_REPS = 5

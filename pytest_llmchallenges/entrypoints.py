@@ -1,6 +1,6 @@
 """Collection-time check of the driver functions a suite calls: a wrong name is the grader's fault.
 
-For a challenge whose driver declares its entry points (``@entry``, see ``sandboxed/llmc_entry.py``), every
+For a challenge whose driver declares its entry points (``@entry``, see ``child/llmc_entry.py``), every
 ``sandbox.run(...)`` in its suite must name one of them through an imported function, which this reads from
 the suite's source when pytest collects it. A string, an unknown name or a helper that is not an entry point
 fails the collection with one line, before any submission is graded, never as a model's failure.
@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .sandboxed import llmc_entry
+from .child import llmc_entry
 
 _CHECKED: dict[tuple[str, str], list[str]] = {}
 

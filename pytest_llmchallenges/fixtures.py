@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
 from . import isolation, registry, seeding
+from .calls import DEFAULT_MEMORY_LIMIT, Sandbox
 from .challenges import CHALLENGES
+from .child import llmc_scan
 from .limits import CalibratedSandbox
-from .sandbox import DEFAULT_MEMORY_LIMIT, Sandbox
-from .sandboxed import llmc_scan
 from .submissions import Submission
 
 NOTE_KEY = "llm_note"
@@ -121,14 +120,6 @@ def llm_note(request: pytest.FixtureRequest) -> Callable[[str], None]:
 @pytest.fixture(scope="session")
 def minimal_lm() -> object:
     """The prompts' random 1-layer model (vocab 1000, d_model 64), as the grader's oracle."""
-    from .sandboxed.llmc_models import MinimalLM
+    from .child.llmc_models import MinimalLM
 
     return MinimalLM()
-
-
-@pytest.fixture(scope="session")
-def attention_oracle() -> ModuleType:
-    """Naive full-softmax attention forward and backward in float64 (shared by both flash suites)."""
-    from .oracles import attention
-
-    return attention

@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 
 from . import seeding
-from .sandboxed import llmc_confine
+from .child import llmc_confine
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-SANDBOXED = PACKAGE_DIR / "sandboxed"
+CHILD_DIR = PACKAGE_DIR / "child"
 MODES = ("auto", "strict", "off")
 _ETC = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives")
 _SYSTEM = ("/usr", "/lib", "/lib64", "/lib32", "/libx32", "/bin", "/sbin")
@@ -195,7 +195,7 @@ def plan(source: Path, memory_limit: int, cuda: bool, cgroup_procs: list[str]) -
         "readable": readable,
         "hidden": hidden,
         "devices": devices,
-        "driver": str(SANDBOXED),
+        "toolkit": str(CHILD_DIR),
         "source": str(source),
         "sizes": {"bytes": max(64 << 20, memory_limit // 2), "inodes": 65536},
         "cgroups": cgroup_procs,

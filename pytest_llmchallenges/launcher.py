@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import processes
-from .sandboxed import llmc_confine
+from .child import llmc_confine
 
-SANDBOXED = Path(__file__).resolve().parent / "sandboxed"
-BOOT = SANDBOXED / "llmc_boot.py"
-ZYGOTE = SANDBOXED / "llmc_zygote.py"
+CHILD_DIR = Path(__file__).resolve().parent / "child"
+BOOT = CHILD_DIR / "llmc_boot.py"
+ZYGOTE = CHILD_DIR / "llmc_zygote.py"
 
 
 @dataclass
@@ -96,7 +96,7 @@ class Spawner:
 
 
 class ForkServer:
-    """A warm zygote process that forks one child per call (see sandboxed/llmc_zygote.py)."""
+    """A warm zygote process that forks one child per call (see child/llmc_zygote.py)."""
 
     def __init__(self, env: dict[str, str]) -> None:
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .calls import CallResult, Sandbox
 from .grading import GradingFailure
-from .sandbox import CallResult, Sandbox
 
 LIMIT_FACTOR = 20.0
 MIN_LIMIT_S = 5.0

@@ -17,7 +17,7 @@ from .challenges import CHALLENGE_NAMES, CHALLENGES
 from .report_view import capability_label, category, is_perf
 from .scoring import NOT_SCORED, challenge_score, counted, letter, overall_score, status, tally
 
-SCHEMA = "pytest-llmchallenges/report/2"
+SCHEMA = "pytest-llmchallenges/report/3"
 GRADED = ("passed", "failed")
 
 

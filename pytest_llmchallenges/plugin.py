@@ -18,12 +18,11 @@ from _pytest._code.code import ReprEntryNative, ReprExceptionInfo, ReprFileLocat
 
 from . import capabilities, entrypoints, fixtures, hooks, isolation, registry, reports
 from .challenges import CHALLENGE_NAMES, CHALLENGES, DIFFICULTIES
+from .child import llmc_scan
 from .grading import GradingFailure
-from .sandboxed import llmc_scan
 from .scoring import SCORE_MODES
 from .submissions import Submission, SubmissionPathError, discover, reference_root
 
-SUITES_DIR = Path(__file__).resolve().parent / "suites"
 CAPABILITY_MARKERS = {
     "gpu": "needs a CUDA GPU and CuPy; skipped with one line where absent",
     "nvcc": "needs nvcc (or CuPy's NVRTC) to compile CUDA; skipped where absent",
@@ -192,7 +191,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(Grader(config, submissions), _GRADER)
     _register_fixtures(config)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
-        config.args = [str(SUITES_DIR), *map(str, registry.suite_paths())]
+        config.args = [str(p) for p in registry.suite_paths()]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -238,7 +237,7 @@ def parse_notes(submissions: list[Submission]) -> list[str]:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
     # a suite collected by path, without a submission: it skips cleanly
-    if SUITES_DIR in file_path.parents or registry.is_suite(file_path):
+    if registry.is_suite(file_path):
         _register_fixtures(parent.config)
 
 

@@ -15,9 +15,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .challenges import BUILTIN, CHALLENGES, DIFFICULTIES, Challenge
-from .sandboxed.llmc_entry import DRIVER_PREFIX, FOLDERS
-from .sandboxed.llmc_isolate import EXTRA_DRIVER_IN
+from .challenges import BUILTIN, CHALLENGES, DIFFICULTIES, Challenge, from_folder
+from .child.llmc_entry import DRIVER_PREFIX, FOLDERS
+from .child.llmc_isolate import CHALLENGE_DRIVERS_IN
 from .submissions import SubmissionPathError, reference_root
 
 ENTRY_POINT_GROUP = "pytest_llmchallenges.challenges"
@@ -29,13 +29,11 @@ class RegistryError(ValueError):
 
 
 def packaged(folder: Path | str, name: str, difficulty: str, summary: str, timeout: float, **kw: Any) -> Challenge:
-    """A challenge laid out as one folder: ``prompt.md``, ``suite/`` (test modules), ``oracle.py`` and
-    ``driver/llmc_drive_<name>.py``; the folder itself is what the child may not read. Keywords override
-    these places or set the other fields (``not_graded``, ``needs``, ``reference``, ``label``)."""
-    root = Path(folder).resolve()
-    places = {"prompt": root / "prompt.md", "suite": root / "suite", "driver_dir": root / "driver"}
-    fields = {"label": difficulty.replace("_", " ").upper(), **places, "package_dir": root, **kw}
-    return Challenge(name, difficulty, summary=summary, timeout=float(timeout), **fields)
+    """A challenge laid out as one folder, like the built-in ones (``challenges/__init__.py``): ``prompt.md``,
+    ``suite/`` (test modules), ``oracle.py`` and ``driver/llmc_drive_<name>.py``; only ``driver/`` is readable
+    by the child. Keywords override these places or set the other fields (``not_graded``, ``needs``,
+    ``reference``, ``label``)."""
+    return from_folder(folder, name, difficulty=difficulty, summary=summary, timeout=timeout, **kw)
 
 
 def problems(c: Challenge) -> list[str]:
@@ -128,8 +126,8 @@ def third_party() -> list[Challenge]:
 
 
 def suite_paths() -> list[Path]:
-    """The registered challenges' suites, collected with the packaged ones."""
-    return [c.suite for c in third_party() if c.suite is not None]
+    """Every challenge's suite, built-in and registered, in table order: what a grading run collects."""
+    return [c.suite for c in CHALLENGES.values() if c.suite is not None]
 
 
 def is_suite(path: Path) -> bool:
@@ -150,23 +148,24 @@ def reference_dir(challenge: str) -> Path | None:
     return found if found is not None and found.is_dir() else None
 
 
-def open_driver(driver: str, request: dict, plan: dict | None) -> None:
-    """Let one call's child import a registered challenge's driver folder, and hide every registered package
-    (suites, oracles, prompts) from it: bound read-only at ``EXTRA_DRIVER_IN`` where the child has its own root
-    (``plan`` with a mountpoint; the packages' folders are covered like the grader's own), else added to the
-    Landlock read list. The audit hook refuses opens beneath the packages in both cases."""
-    hidden = [str(c.package_dir) for c in third_party()]
-    if not hidden:
-        return
-    request["hidden"] = hidden
-    spec = CHALLENGES.get(driver)
-    if spec is None or spec.driver_dir is None:
+def open_driver(challenge: str, request: dict, plan: dict | None) -> None:
+    """Let one call's child import its challenge's driver folders (its own and those it builds on) and
+    nothing else of any challenge folder (suites, oracles, prompts): each bound read-only beneath
+    ``CHALLENGE_DRIVERS_IN`` where the child has its own root (``plan`` with a mountpoint; the registered
+    packages' folders are covered like the grader's own), else added to the Landlock read list. The audit
+    hook refuses opens beneath the grader's package and the registered packages in both cases."""
+    hidden = [str(c.package_dir) for c in third_party() if c.package_dir is not None]
+    if hidden:
+        request["hidden"] = hidden
+    spec = CHALLENGES.get(challenge)
+    folders = [str(d) for d in spec.driver_dirs()] if spec is not None else []
+    if not folders:
         return
     if plan is not None and "mountpoint" in plan:
         plan["hidden"] = [*plan["hidden"], *hidden]
-        plan["extra_driver"] = str(spec.driver_dir)
-        request["driver_path"] = EXTRA_DRIVER_IN
+        plan["challenge_drivers"] = folders
+        request["driver_paths"] = [f"{CHALLENGE_DRIVERS_IN}/{i}" for i in range(len(folders))]
     else:
-        request["driver_path"] = str(spec.driver_dir)
+        request["driver_paths"] = folders
         if "readable" in request:
-            request["readable"] = [*request["readable"], str(spec.driver_dir)]
+            request["readable"] = [*request["readable"], *folders]

@@ -263,7 +263,7 @@ def _failures(view: View) -> str:
 
 
 def to_html(data: dict[str, Any]) -> str:
-    """The whole report; ``data`` is the report JSON (schema 2; schema 1 renders too)."""
+    """The whole report; ``data`` is the report JSON (schemas 3 and 2; schema 1 renders too)."""
     view = build_view(data)
     faults = ""
     if view.grader_faults:

@@ -74,7 +74,7 @@ def _failures(view: View) -> list[str]:
 
 
 def to_markdown(data: dict[str, Any]) -> str:
-    """The whole report; ``data`` is the report JSON (schema 2; schema 1 renders too)."""
+    """The whole report; ``data`` is the report JSON (schemas 3 and 2; schema 1 renders too)."""
     view = build_view(data)
     out = ["# LLM challenge grades", ""]
     if view.run_line:

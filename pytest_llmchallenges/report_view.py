@@ -1,7 +1,8 @@
 """What a reader sees in a report, derived once from the JSON so that HTML and Markdown say the same thing.
 
-Reads schema 2 (and tolerates schema 1) with ``.get()``: a report written by an older or newer plugin, or by
-``merge``, still renders. Nothing here computes a score: scores come from the JSON (``scoring.py`` made them).
+Reads schemas 3 and 2 (the same keys; 3 moved the suites' node ids) and tolerates schema 1 with ``.get()``: a
+report written by an older or newer plugin, or by ``merge``, still renders. Nothing here computes a score:
+scores come from the JSON (``scoring.py`` made them).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def _int(value: Any) -> int:
 
 
 def challenge_list(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """The run's challenges in order: the top-level list (schema 2), else those any submission has."""
+    """The run's challenges in order: the top-level list (schema 2 and later), else those any submission has."""
     listed = [c for c in data.get("challenges") or [] if isinstance(c, dict) and c.get("name")]
     if listed:
         return [(str(c["name"]), str(c.get("difficulty") or _difficulty(c["name"]))) for c in listed]

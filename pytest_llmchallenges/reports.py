@@ -27,7 +27,7 @@ from .scoring import (
 )
 from .submissions import Submission
 
-SCHEMA = "pytest-llmchallenges/report/2"
+SCHEMA = "pytest-llmchallenges/report/3"
 PARTIAL_MARK = "*"  # after a partial challenge's letter, and after a provisional overall grade
 
 
@@ -133,7 +133,7 @@ def build(
     run: dict[str, Any] | None = None,
     faults: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The report document (schema 2, report.schema.json). Submissions are ranked by overall score, best
+    """The report document (schema 3, report.schema.json). Submissions are ranked by overall score, best
     first, then by name; equal scores share a rank. The challenges are those the run collected."""
     if score_mode not in SCORE_MODES:
         raise ValueError(f"unknown score mode {score_mode!r}")

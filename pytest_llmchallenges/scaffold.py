@@ -20,14 +20,14 @@ def _package_file(name: str) -> Path:
 
 
 def prompt_text(challenge: str) -> str:
-    spec = CHALLENGES.get(challenge)
-    if spec is not None and spec.prompt is not None:  # a registered challenge's own prompt
-        return spec.prompt.read_text()
-    return _package_file(f"prompts/{challenge}.md").read_text()
+    spec = CHALLENGES[challenge]
+    if spec.prompt is None or not spec.prompt.is_file():
+        raise ScaffoldError(f"the {challenge} challenge's prompt is missing from its folder ({spec.prompt})")
+    return spec.prompt.read_text()
 
 
 def guide_text() -> str:
-    return _package_file("prompts/GUIDE.txt").read_text()
+    return _package_file("GUIDE.txt").read_text()
 
 
 def scaffold(name: str, dest: Path) -> list[str]:
@@ -49,17 +49,19 @@ def _scaffold(name: str, dest: Path) -> list[str]:
     target = dest / name
     if target.exists():
         raise ScaffoldError(f"'{target}' already exists. Remove it or pick a different name.")
-    data = _package_file("train_data.txt")
-    if not data.is_file():
-        raise ScaffoldError("train_data.txt is missing from this installation of pytest-llmchallenges")
+    specs = [CHALLENGES[c] for c in CHALLENGE_NAMES]
+    extras = {c.name: [(c.package_dir or Path(), f) for f in c.scaffold_files] for c in specs}
+    for challenge, files in extras.items():  # before anything is written
+        if missing := [f for root, f in files if not (root / f).is_file()]:
+            raise ScaffoldError(f"{', '.join(missing)} is missing from the {challenge} challenge's folder")
     lines = []
     for challenge in CHALLENGE_NAMES:
         folder = target / challenge
         folder.mkdir(parents=True)
         (folder / "PROMPT.md").write_text(prompt_text(challenge))
         lines.append(f" [+] {challenge}  ({CHALLENGES[challenge].label})")
-        if challenge == "ternary_training":
-            shutil.copyfile(data, folder / "train_data.txt")
-            lines.append(" [data] train_data.txt")
+        for root, file in extras[challenge]:
+            shutil.copyfile(root / file, folder / file)
+            lines.append(f" [data] {file}")
     lines += ["", f"Scaffolded {len(CHALLENGE_NAMES)} challenges into '{target}/'", "", guide_text().rstrip()]
     return lines

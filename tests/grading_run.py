@@ -14,8 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_llmchallenges.challenges import CHALLENGES
+
 REPO = Path(__file__).resolve().parents[1]
-SUITES = REPO / "pytest_llmchallenges" / "suites"
+
+
+def suite_file(challenge: str) -> Path:
+    """A challenge's grading module (its efficiency module left out): ``challenges/<c>/suite/test_<c>.py``."""
+    suite = CHALLENGES[challenge].suite
+    assert suite is not None, challenge
+    return suite / f"test_{challenge}.py"
 
 
 @dataclass
@@ -46,10 +54,10 @@ def grade(
     timeout: float = 1200,
 ) -> GradingRun:
     report = tmp / "report.json"
-    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--llm-report", str(report)]
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--llm-report={report}"]
     for s in submissions:
         args += ["--llm-submission", str(s)]
-    args += [str(SUITES / f"test_{c}.py") for c in suites or []]
+    args += [str(suite_file(c)) for c in suites or []]
     args += extra or []
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = subprocess.run(args, cwd=tmp, capture_output=True, text=True, timeout=timeout, env=env)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges import efficiency as eff
+from pytest_llmchallenges.calls import CallResult, Sandbox
+from pytest_llmchallenges.challenges.flash_attention.oracle import attention_forward
 from pytest_llmchallenges.grading import assert_close
-from pytest_llmchallenges.oracles.attention import attention_forward
-from pytest_llmchallenges.sandbox import CallResult, Sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE, TILE = [1, 1, 64, 16], 16

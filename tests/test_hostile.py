@@ -278,7 +278,7 @@ def test_loud_child_output_does_not_grow_the_grader(tmp_path: Path) -> None:
     import numpy as np
 
     from pytest_llmchallenges import processes
-    from pytest_llmchallenges.sandbox import Sandbox
+    from pytest_llmchallenges.calls import Sandbox
 
     folder = tmp_path / "sub" / "backwards"
     folder.mkdir(parents=True)

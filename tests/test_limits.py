@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges import limits
+from pytest_llmchallenges.challenges.flash_attention.driver import llmc_drive_flash_attention as fa_driver
 from pytest_llmchallenges.grading import GradingFailure
-from pytest_llmchallenges.sandboxed import llmc_drive_flash_attention as fa_driver
 from pytest_llmchallenges.submissions import reference_root
 
 HANGS = """

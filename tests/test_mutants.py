@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests import mutants as mutants_mod
-from tests.grading_run import SUITES, GradingRun, grade
+from tests.grading_run import GradingRun, grade, suite_file
 
 CHALLENGES = mutants_mod.challenges_with_mutants()
 CASES = [(c, m.name) for c in CHALLENGES for m in mutants_mod.load(c)[0]]
 
 
 def suite_tests(challenge: str) -> set[str]:
-    tree = ast.parse((SUITES / f"test_{challenge}.py").read_text())
+    tree = ast.parse(suite_file(challenge).read_text())
     return {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
 
 

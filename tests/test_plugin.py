@@ -88,7 +88,7 @@ def test_grades_a_bench_folder_with_ids_and_reports(pytester: pytest.Pytester) -
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*test_entry?bad? FAILED*", "*test_entry?good? PASSED*", "*LLM challenge grades*"])
     data = load(pytester.path / "out/r.json")
-    assert data["schema"] == "pytest-llmchallenges/report/2"
+    assert data["schema"] == "pytest-llmchallenges/report/3"
     assert [s["name"] for s in data["submissions"]] == ["good", "bad"]
     bad = data["submissions"][1]["challenges"][0]
     assert bad["tests"][0]["category"] == "wrong" and "expected 42, got 21" in bad["tests"][0]["message"]
@@ -216,10 +216,12 @@ def test_reference_option_finds_the_packaged_reference(pytester: pytest.Pytester
 
 
 def test_suites_without_submission_skip(pytester: pytest.Pytester) -> None:
-    from pytest_llmchallenges.plugin import SUITES_DIR
+    from pytest_llmchallenges.challenges import CHALLENGES
 
     ini = pytester.makeini("[pytest]\n")  # not this repository's config, which names the reference
-    result = pytester.runpytest(str(SUITES_DIR / "test_backwards.py"), "-c", str(ini), "-p", "no:cacheprovider", "-rs")
+    suite = CHALLENGES["backwards"].suite
+    assert suite is not None
+    result = pytester.runpytest(str(suite / "test_backwards.py"), "-c", str(ini), "-p", "no:cacheprovider", "-rs")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*no submissions given*"])
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PROMPTS_DIR = REPO_ROOT / "pytest_llmchallenges" / "prompts"
-TRAIN_DATA = REPO_ROOT / "train_data.txt"
+PACKAGE = REPO_ROOT / "pytest_llmchallenges"
+TRAIN_DATA = PACKAGE / "challenges" / "ternary_training" / "train_data.txt"
 SEED_SCRIPT = Path(__file__).resolve().parents[2] / "shared" / "seed" / "deploy_challenges.sh"
 
 CHALLENGES = (
@@ -50,7 +50,7 @@ def _seed_heredocs() -> dict[str, str]:
 
 
 def _prompt_path(name: str) -> Path:
-    return PROMPTS_DIR / ("GUIDE.txt" if name == "GUIDE" else f"{name}.md")
+    return PACKAGE / "GUIDE.txt" if name == "GUIDE" else PACKAGE / "challenges" / name / "prompt.md"
 
 
 @pytest.mark.parametrize("name", [*CHALLENGES, "GUIDE"])

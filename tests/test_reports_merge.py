@@ -172,7 +172,7 @@ def test_diff_leaves_efficiency_measurements_out() -> None:
     old = load("mixed")
     perf = {
         "test": "test_efficiency",
-        "nodeid": "pytest_llmchallenges/suites/test_efficiency_kv.py::test_efficiency[alpha]",
+        "nodeid": "pytest_llmchallenges/challenges/kv/suite/test_efficiency_kv.py::test_efficiency[alpha]",
         "outcome": "passed",
         "category": "",
         "message": "",

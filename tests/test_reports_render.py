@@ -223,7 +223,7 @@ def test_efficiency_skips_are_the_tables_n_a_not_failure_lines() -> None:
     kv["tests"].append(
         {
             "test": "test_efficiency",
-            "nodeid": "pytest_llmchallenges/suites/test_efficiency_kv.py::test_efficiency[alpha]",
+            "nodeid": "pytest_llmchallenges/challenges/kv/suite/test_efficiency_kv.py::test_efficiency[alpha]",
             "outcome": "skipped",
             "category": "",
             "message": "efficiency not measured: timed output wrong",

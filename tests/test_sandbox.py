@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges import isolation, processes, seeding
+from pytest_llmchallenges.calls import IsolationUnavailable, Sandbox
+from pytest_llmchallenges.child import llmc_wire
 from pytest_llmchallenges.grading import GradingFailure
-from pytest_llmchallenges.sandbox import IsolationUnavailable, Sandbox
-from pytest_llmchallenges.sandboxed import llmc_wire
 
 
 def box(tmp_path: Path, code: str, timeout: float = 10, **kw: object) -> Sandbox:
@@ -126,7 +126,9 @@ def test_writes_outside_the_temp_copy_are_refused(tmp_path: Path) -> None:
 
 
 def test_grader_package_cannot_be_imported(tmp_path: Path) -> None:
-    v = verdict(box(tmp_path, "def entry(x):\n    import pytest_llmchallenges.oracles\n    return x\n"), 1)
+    v = verdict(
+        box(tmp_path, "def entry(x):\n    import pytest_llmchallenges.challenges.backwards.oracle\n    return x\n"), 1
+    )
     assert v.category == "error" and "cannot be imported" in v.reason
 
 
@@ -209,8 +211,10 @@ def test_reads_reach_nothing_beyond_the_copy_and_the_runtime(tmp_path: Path) -> 
     os.link(canary, folder / "hard_link")
     os.mkfifo(folder / "pipe")
     reference = next((REPO / "reference" / "backwards").glob("*.py"))
-    oracle = next((REPO / "pytest_llmchallenges" / "oracles").glob("*.py"))
-    targets = [str(canary), str(reference), str(oracle), "link_out", "hard_link", f"/proc/{os.getpid()}/environ"]
+    own = REPO / "pytest_llmchallenges" / "challenges" / "backwards"  # the call's own challenge: its driver is bound
+    oracle, suite, prompt = own / "oracle.py", own / "suite" / "test_backwards.py", own / "prompt.md"
+    targets = [str(canary), str(reference), str(oracle), str(suite), str(prompt), "link_out", "hard_link"]
+    targets += [f"/proc/{os.getpid()}/environ"]
     targets += [f"/proc/1/root{canary}", f"/proc/{os.getpid()}/cmdline", str(Path.home() / ".bashrc")]
     os.environ["LLMC_TEST_SECRET"] = secret
     try:
@@ -487,7 +491,7 @@ def test_an_installed_grader_package_is_hidden(tmp_path: Path, monkeypatch: pyte
     which the child may read: the package folder is covered again, the driver code is bound elsewhere."""
     site_like = str(isolation.PACKAGE_DIR.parent)  # stands for site-packages: the folder holding the package
     monkeypatch.setattr(isolation, "_readable", lambda: (*isolation.readable_paths(), site_like))
-    oracle = next((isolation.PACKAGE_DIR / "oracles").glob("*.py"))
+    oracle = isolation.PACKAGE_DIR / "challenges" / "backwards" / "oracle.py"
     readme = isolation.PACKAGE_DIR.parent / "pyproject.toml"
     r = box(tmp_path, READER).run("selfcheck:call_entry", [str(oracle), str(readme)])
     assert sorted(r.value["found"]) == [f"{readme} by {how}" for how in ("cat", "open", "os.open")]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmchallenges.sandboxed import llmc_scan
-from pytest_llmchallenges.sandboxed.llmc_scan import Definition
+from pytest_llmchallenges.child import llmc_scan
+from pytest_llmchallenges.child.llmc_scan import Definition
 
 SOURCE = """
 import os, numpy.linalg as la

@@ -30,8 +30,8 @@ def test_challenge_score_is_passed_over_graded(passed: int, failed: int, score: 
 @pytest.mark.parametrize(
     ("nodeid", "efficiency"),
     [
-        ("pytest_llmchallenges/suites/test_efficiency_kv.py::test_speed[m]", True),
-        ("pytest_llmchallenges/suites/test_kv.py::test_efficiency_like_name[m]", False),
+        ("pytest_llmchallenges/challenges/kv/suite/test_efficiency_kv.py::test_speed[m]", True),
+        ("pytest_llmchallenges/challenges/kv/suite/test_kv.py::test_efficiency_like_name[m]", False),
         ("test_kv.py::test_x", False),
     ],
 )

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges import entrypoints
-from pytest_llmchallenges.sandboxed import llmc_drive_backwards, llmc_entry
-from pytest_llmchallenges.sandboxed.llmc_api import InterfaceError, Role, Submission, SubmissionError, bind_by_name
-from pytest_llmchallenges.sandboxed.llmc_bind import BindError, bind
-from pytest_llmchallenges.sandboxed.llmc_probe import Attempt, first_working, guess
+from pytest_llmchallenges.challenges.backwards.driver import llmc_drive_backwards
+from pytest_llmchallenges.child import llmc_entry
+from pytest_llmchallenges.child.llmc_api import InterfaceError, Role, Submission, SubmissionError, bind_by_name
+from pytest_llmchallenges.child.llmc_bind import BindError, bind
+from pytest_llmchallenges.child.llmc_probe import Attempt, first_working, guess
 from tests.test_verdicts import load
 
 ROLES = {
@@ -247,7 +248,7 @@ def test_suite_faults_name_strings_unknown_names_and_helpers(tmp_path: Path) -> 
     module = _suite(
         tmp_path,
         """
-        from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver
+        from pytest_llmchallenges.challenges.backwards.driver import llmc_drive_backwards as driver
 
         def test_a(sandbox):
             sandbox.run(driver.gradients, [])
@@ -267,7 +268,7 @@ def test_suite_faults_name_strings_unknown_names_and_helpers(tmp_path: Path) -> 
 def test_a_misnamed_entry_fails_collection_as_a_grader_fault(pytester: pytest.Pytester, tmp_path: Path) -> None:
     pytester.makepyfile(
         test_suite="""
-        from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver
+        from pytest_llmchallenges.challenges.backwards.driver import llmc_drive_backwards as driver
         CHALLENGE = "backwards"
 
         def test_x(sandbox):
@@ -333,7 +334,7 @@ def test_an_answer_only_guesses_reach_is_graded_not_driven(pytester: pytest.Pyte
     pytester.makepyfile(
         test_suite="""
         import numpy as np
-        from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver
+        from pytest_llmchallenges.challenges.backwards.driver import llmc_drive_backwards as driver
         CHALLENGE = "backwards"
 
         def test_x(sandbox):

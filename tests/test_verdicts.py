@@ -424,7 +424,7 @@ def test_a_report_that_cannot_be_written_keeps_the_table(
 def test_a_suite_naming_an_unknown_entry_is_a_grader_fault_at_collection(pytester: pytest.Pytester) -> None:
     write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
     body = (
-        "from pytest_llmchallenges.sandboxed import llmc_drive_backwards as driver\n\n"
+        "from pytest_llmchallenges.challenges.backwards.driver import llmc_drive_backwards as driver\n\n"
         "def test_x(sandbox):\n    sandbox.run(driver.gradiants, [])\n"
     )
     pytester.makepyfile(test_backwards=suite("backwards", body))

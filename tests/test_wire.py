@@ -10,7 +10,7 @@ import struct
 import numpy as np
 import pytest
 
-from pytest_llmchallenges.sandboxed import llmc_wire as wire
+from pytest_llmchallenges.child import llmc_wire as wire
 
 
 def _same(a: object, b: object) -> bool:

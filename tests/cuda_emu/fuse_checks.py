@@ -1,7 +1,7 @@
 """Checks of an emulated fuse kernel against the float64 oracle: a list of failure strings, empty when it passes.
 
 The cases are small (the emulator runs a block's 256 threads as fibers on one core) but cover what the GPU
-suite (pytest_llmchallenges/suites/test_fuse.py) grades and more: tiny and odd V, tile edges, rows not a
+suite (pytest_llmchallenges/challenges/fuse/suite/test_fuse.py) grades and more: tiny and odd V, tile edges, rows not a
 multiple of 8, forced and automatic splits (both sides of choose_splits), misaligned rows and base pointers,
 exact ties (the API's rule: descending value, then ascending index), -inf entries, large offsets, rows with
 their own statistics, shuffled thread scheduling, guard bytes around outputs and workspace, argument checks.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_llmchallenges.oracles.topk import edge_maxima, separated_logits, softmax, topk_indices
+from pytest_llmchallenges.challenges.fuse.oracle import edge_maxima, separated_logits, softmax, topk_indices
 from tests.cuda_emu.fuse import EmulatedFuse, FuseRun
 
 PROB_RTOL = 1e-5  # as suites/test_fuse.py: float32 kernel against the float64 oracle

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 
 _KNOWN = []
-_NAMES = ("pytest_llmchallenges.suites.test_backwards", "test_backwards", "suites.test_backwards")
+_NAMES = ("pytest_llmchallenges.challenges.backwards.suite.test_backwards", "test_backwards", "suites.test_backwards")
 
 
 def _predicted(name):

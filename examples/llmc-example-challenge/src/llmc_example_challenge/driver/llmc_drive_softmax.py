@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 try:
-    from pytest_llmchallenges.sandboxed.llmc_api import Role, Submission
-    from pytest_llmchallenges.sandboxed.llmc_entry import entry
+    from pytest_llmchallenges.child.llmc_api import Role, Submission
+    from pytest_llmchallenges.child.llmc_entry import entry
 except ImportError:  # inside the child, where the grader's package cannot be imported
     from llmc_api import Role, Submission  # type: ignore[no-redef]
     from llmc_entry import entry  # type: ignore[no-redef]

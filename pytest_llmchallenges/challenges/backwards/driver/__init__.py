@@ -1,0 +1,4 @@
+"""Child-side code of the backwards challenge, the one part of this folder a sandboxed call may read.
+
+Inside the child this folder itself is on sys.path: its modules are top-level there and this file never runs.
+"""

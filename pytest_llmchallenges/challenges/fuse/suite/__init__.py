@@ -1,0 +1,1 @@
+"""Grading and efficiency tests of the fuse challenge."""

@@ -1,0 +1,1 @@
+"""The kv challenge: row (challenge.toml), prompt, suite, oracle, driver (challenges/__init__.py)."""

@@ -1,0 +1,1 @@
+"""The ternary_training challenge: row (challenge.toml), prompt, suite, oracle, driver (challenges/__init__.py)."""

@@ -1,0 +1,85 @@
+"""Declared entry points: the driver functions a suite may call through ``sandbox.run``.
+
+A driver marks them with ``@entry``; a suite imports those very functions (``from
+pytest_llmchallenges.child.llmc_drive_<c> import gradients``) and passes them to ``sandbox.run``, so that a
+misspelt name fails at import, where pytest collects the suite, and a static checker sees it too. The
+grading process turns the function into its (driver, name) request; the child looks the name up as before.
+Opt-in: a driver with no ``@entry`` is still called by name.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MARK = "__llmc_entry__"
+DRIVER_PREFIX = "llmc_drive_"
+HERE = Path(__file__).resolve().parent
+FOLDERS: dict[str, Path] = {}  # every challenge's driver folder, by name (filled by the challenge table)
+
+
+def entry(fn: F) -> F:
+    """Declare ``fn`` an entry point of its driver: a function the grading process may call."""
+    setattr(fn, MARK, True)
+    return fn
+
+
+def is_entry(fn: Any) -> bool:
+    return callable(fn) and getattr(fn, MARK, False) is True
+
+
+def driver_of(fn: Any) -> str | None:
+    """The driver (challenge) name a function belongs to, e.g. "backwards"; None for any other function."""
+    module = str(getattr(fn, "__module__", "") or "").rpartition(".")[2]
+    return module[len(DRIVER_PREFIX) :] if module.startswith(DRIVER_PREFIX) else None
+
+
+def declared(driver: str) -> frozenset[str] | None:
+    """Names of the ``@entry`` functions of ``llmc_drive_<driver>.py``, read from its source (nothing is
+    imported); None when the driver declares none (it has not opted in) or does not exist."""
+    return _declared(FOLDERS.get(driver, HERE) / f"{DRIVER_PREFIX}{driver}.py")
+
+
+@cache
+def _declared(path: Path) -> frozenset[str] | None:
+    if not path.is_file():
+        return None
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any((isinstance(d, ast.Name) and d.id == "entry") or _attr(d, "entry") for d in node.decorator_list)
+    }
+    return frozenset(names) or None
+
+
+def _attr(node: ast.expr, name: str) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == name
+
+
+def request(function: str | Callable[..., Any], default_driver: str) -> tuple[str, str]:
+    """(driver, function name) for a call, checked against the driver's declared entry points.
+
+    ``function`` is an entry function itself, or (for drivers that have not opted in) its name, "name" or
+    "driver:name". ValueError, a fault of the grader and never of a model, for anything else."""
+    if callable(function):
+        driver = driver_of(function)
+        name = getattr(function, "__name__", "")
+        if driver is None or not is_entry(function):
+            raise ValueError(f"{function!r} is not a declared driver entry point (mark it @entry in its driver)")
+        return driver, name
+    driver, _, name = str(function).rpartition(":")
+    driver = driver or default_driver
+    entries = declared(driver)
+    if entries is not None:
+        raise ValueError(
+            f"llmc_drive_{driver} declares its entry points: pass the function, not the string {function!r} "
+            f"(entries: {', '.join(sorted(entries))})"
+        )
+    return driver, name
