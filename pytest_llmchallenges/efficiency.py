@@ -55,14 +55,16 @@ class NotMeasured(Exception):
 
 @dataclass
 class Arm:
-    """One timed thing: a driver function called as ``fn(seeds, *args, **kwargs)``, one lap per seed.
+    """One timed thing: a driver function called as ``fn(seeds, *args, **kwargs)``, one lap per seed: an
+    ``@entry`` function of a challenge's ``llmc_perf_<name>`` (or, for one that declares none, its
+    "llmc_perf_<name>:function" string).
 
     ``check(seed, output)`` raises AssertionError when the output of the timed repetition for ``seed`` is
     wrong. ``trusted`` arms are the grader's own baselines: never checked, never limited by the submission's
     limits; one that cannot run makes the figure "not measured" with the reason."""
 
     name: str
-    function: str
+    function: str | Callable[..., Any]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     check: Callable[[int, Any], None] | None = None

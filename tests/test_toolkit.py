@@ -17,7 +17,7 @@ import pytest
 from pytest_llmchallenges import entrypoints
 from pytest_llmchallenges.challenges.backwards.driver import llmc_drive_backwards
 from pytest_llmchallenges.child import llmc_entry
-from pytest_llmchallenges.child.llmc_api import InterfaceError, Role, Submission, SubmissionError, bind_by_name
+from pytest_llmchallenges.child.llmc_api import Answer, InterfaceError, Role, SubmissionError, bind_by_name
 from pytest_llmchallenges.child.llmc_bind import BindError, bind
 from pytest_llmchallenges.child.llmc_probe import Attempt, first_working, guess
 from tests.test_verdicts import load
@@ -28,10 +28,10 @@ ROLES = {
 }
 
 
-def make_sub(tmp_path: Path, files: dict[str, str]) -> Submission:
+def make_sub(tmp_path: Path, files: dict[str, str]) -> Answer:
     for name, text in files.items():
         (tmp_path / name).write_text(textwrap.dedent(text))
-    return Submission(tmp_path, ROLES)
+    return Answer(tmp_path, ROLES)
 
 
 # --- candidates ------------------------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ def forward_ok(x, gamma):
 """
 
 
-def _probe_with(sub: Submission, order: list[str], documented: set[str] | None = None) -> Any:
+def _probe_with(sub: Answer, order: list[str], documented: set[str] | None = None) -> Any:
     def attempt(name: str) -> Attempt:
         cand = next(c for c in sub.candidates("fwd") if c.name == name)
         fn = cand.load()
@@ -288,7 +288,7 @@ def _layernorm_case() -> dict[str, Any]:
 
 def _drive_backwards(tmp_path: Path, code: str) -> Any:
     (tmp_path / "ln.py").write_text(textwrap.dedent(code))
-    sub = Submission(tmp_path, llmc_drive_backwards.ROLES)
+    sub = Answer(tmp_path, llmc_drive_backwards.ROLES)
     case = _layernorm_case()
     case["dy"] = np.ones_like(case["x"])
     return llmc_drive_backwards.gradients(sub, [case])

@@ -32,12 +32,12 @@ except ImportError:  # inside the child, where this folder is on sys.path
     from llmc_errors import InterfaceError, SubmissionError, SubmissionExit  # type: ignore[no-redef]
 
 __all__ = [
+    "Answer",
     "BindError",
     "Binding",
     "Candidate",
     "InterfaceError",
     "Role",
-    "Submission",
     "SubmissionError",
     "SubmissionExit",
     "bind_by_name",
@@ -63,7 +63,7 @@ class Candidate:
     name: str  # attribute path inside the module, e.g. "Flash.backward"
     score: int
     why: str
-    _sub: Submission
+    _sub: Answer
     documented: bool = False  # named by the manifest or the prompt (see llmc_probe's rule 2)
 
     def load(self) -> Any:
@@ -74,7 +74,7 @@ class Candidate:
 
 
 def rank_candidates(
-    role_name: str, role: Role, scan: llmc_scan.Scan, manifest: dict[str, str], sub: Submission
+    role_name: str, role: Role, scan: llmc_scan.Scan, manifest: dict[str, str], sub: Answer
 ) -> list[Candidate]:
     if role_name in manifest:
         file, _, name = manifest[role_name].partition(":")
@@ -123,8 +123,9 @@ def _exc_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
 
 
-class Submission:
-    """One challenge folder of one submission, as seen from inside the sandbox (cwd is its temp copy)."""
+class Answer:
+    """One answer: a submission's folder for one challenge, as a driver sees it inside the sandbox (cwd is its
+    temp copy). The grading process's ``submissions.Submission`` is the model's whole folder, never this."""
 
     def __init__(self, root: Path, roles: dict[str, Role], ready: Callable[[], None] | None = None) -> None:
         self.root = root.resolve()

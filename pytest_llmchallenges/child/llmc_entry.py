@@ -19,6 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 MARK = "__llmc_entry__"
 DRIVER_PREFIX = "llmc_drive_"
+PERF_PREFIX = "llmc_perf_"  # efficiency drivers, imported by their own module name
 HERE = Path(__file__).resolve().parent
 FOLDERS: dict[str, Path] = {}  # every challenge's driver folder, by name (filled by the challenge table)
 
@@ -34,14 +35,20 @@ def is_entry(fn: Any) -> bool:
 
 
 def driver_of(fn: Any) -> str | None:
-    """The driver (challenge) name a function belongs to, e.g. "backwards"; None for any other function."""
+    """The driver a function belongs to, as the child imports it: "backwards" for ``llmc_drive_backwards``,
+    the module's own name for an efficiency driver (``llmc_perf_backwards``); None for any other function."""
     module = str(getattr(fn, "__module__", "") or "").rpartition(".")[2]
+    if module.startswith(PERF_PREFIX):
+        return module
     return module[len(DRIVER_PREFIX) :] if module.startswith(DRIVER_PREFIX) else None
 
 
 def declared(driver: str) -> frozenset[str] | None:
-    """Names of the ``@entry`` functions of ``llmc_drive_<driver>.py``, read from its source (nothing is
-    imported); None when the driver declares none (it has not opted in) or does not exist."""
+    """Names of the ``@entry`` functions of a driver (``llmc_drive_<driver>.py``, or the efficiency driver
+    ``llmc_perf_<challenge>.py`` itself), read from its source (nothing is imported); None when the driver
+    declares none (it has not opted in) or does not exist."""
+    if driver.startswith(PERF_PREFIX):
+        return _declared(FOLDERS.get(driver[len(PERF_PREFIX) :], HERE) / f"{driver}.py")
     return _declared(FOLDERS.get(driver, HERE) / f"{DRIVER_PREFIX}{driver}.py")
 
 

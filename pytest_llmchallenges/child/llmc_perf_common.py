@@ -17,12 +17,12 @@ import gc
 from collections.abc import Callable
 from typing import Any
 
-from llmc_api import Submission
+from llmc_api import Answer
 
 WARM_SEED = 7
 
 
-def mark(sub: Submission) -> None:
+def mark(sub: Answer) -> None:
     """A lap boundary; a no-op outside a sandbox that stamps marks (e.g. when a driver is run directly)."""
     fn = getattr(sub, "mark", None)
     if fn is not None:
@@ -36,7 +36,7 @@ def trim_heap() -> None:
 
 
 def timed_reps(
-    sub: Submission,
+    sub: Answer,
     seeds: list[int],
     make_inputs: Callable[[int], tuple],
     run: Callable[..., Any],

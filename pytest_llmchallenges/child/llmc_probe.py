@@ -1,6 +1,6 @@
 """The probe rule: what it means when an attempt to drive a submission fails. Written once, used by drivers.
 
-A driver lists candidates for a role (``Submission.candidates``: the manifest, the prompt's names, name
+A driver lists candidates for a role (``Answer.candidates``: the manifest, the prompt's names, name
 patterns) and makes *attempts*: for one candidate (or a pair) in one calling convention, build an adapter
 and run it once on a tiny input the prompt allows. An attempt ends in one of three ways.
 
@@ -86,7 +86,7 @@ def first_working(
 ) -> tuple[Any, Any]:
     """(adapter, probe result) of the first attempt that survives ``probe``, by the rule above.
 
-    ``none_fits(tried)`` builds the interface error (``Submission.interface_error`` with its fix line)."""
+    ``none_fits(tried)`` builds the interface error (``Answer.interface_error`` with its fix line)."""
     tried: list[str] = []
     answer_error: SubmissionError | None = None
     for n, attempt in enumerate(attempts):

@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 
 try:
-    from pytest_llmchallenges.child.llmc_api import Candidate, InterfaceError, Role, Submission, SubmissionError
+    from pytest_llmchallenges.child.llmc_api import Answer, Candidate, InterfaceError, Role, SubmissionError
     from pytest_llmchallenges.child.llmc_bind import Binding, bind, parameters
     from pytest_llmchallenges.child.llmc_entry import entry
     from pytest_llmchallenges.child.llmc_probe import Attempt, first_working, guess
 except ImportError:  # inside the child, where this folder is on sys.path
-    from llmc_api import Candidate, InterfaceError, Role, Submission, SubmissionError  # type: ignore[no-redef]
+    from llmc_api import Answer, Candidate, InterfaceError, Role, SubmissionError  # type: ignore[no-redef]
     from llmc_bind import Binding, bind, parameters  # type: ignore[no-redef]
     from llmc_entry import entry  # type: ignore[no-redef]
     from llmc_probe import Attempt, first_working, guess  # type: ignore[no-redef]
@@ -122,7 +122,7 @@ def _grads_from(value: Any, what: str) -> dict[str, Any]:
 class FunctionPair:
     """forward(x, gamma, beta, eps) -> (y, cache...) and backward(dy, cache...) -> grads."""
 
-    def __init__(self, sub: Submission, fwd: Callable[..., Any], bwd: Callable[..., Any]) -> None:
+    def __init__(self, sub: Answer, fwd: Callable[..., Any], bwd: Callable[..., Any]) -> None:
         self.sub, self.fwd, self.bwd = sub, fwd, bwd
 
     def describe(self) -> str:
@@ -181,7 +181,7 @@ def _looks_like_rows(out: Any, x: np.ndarray) -> bool:
 class LayerObject:
     """An instance holding gamma/beta, with forward(x) and backward(dy) methods."""
 
-    def __init__(self, sub: Submission, cls: type) -> None:
+    def __init__(self, sub: Answer, cls: type) -> None:
         self.sub, self.cls = sub, cls
         methods = {n: getattr(cls, n) for n in dir(cls) if callable(getattr(cls, n, None))}
         self.fwd_name = next((n for n in methods if _match(n, _FWD_METHOD) and n != "__call__"), None)
@@ -294,7 +294,7 @@ def _probe(adapter: Any) -> Any:
     return adapter
 
 
-def _attempts(sub: Submission) -> list[Attempt]:
+def _attempts(sub: Answer) -> list[Attempt]:
     """Ways to drive the answer, most likely first: function pairs (same file first), then classes."""
     manifest = sub.manifest
     if "layer" in manifest and not ({"forward", "backward"} & set(manifest)):
@@ -313,18 +313,18 @@ def _attempts(sub: Submission) -> list[Attempt]:
     return attempts
 
 
-def _function_pair(sub: Submission, fwd: Candidate, bwd: Candidate) -> FunctionPair:
+def _function_pair(sub: Answer, fwd: Candidate, bwd: Candidate) -> FunctionPair:
     return FunctionPair(sub, fwd.load(), bwd.load())
 
 
-def _layer_object(sub: Submission, cand: Candidate) -> LayerObject:
+def _layer_object(sub: Answer, cand: Candidate) -> LayerObject:
     return LayerObject(sub, cand.load())
 
 
 _CACHED: dict[int, Any] = {}
 
 
-def _adapter(sub: Submission) -> Any:
+def _adapter(sub: Answer) -> Any:
     if id(sub) not in _CACHED:
         hint = (
             'or [roles] forward = "file.py:fwd_name" and backward = "file.py:bwd_name", or layer = "file.py:ClassName"'
@@ -336,11 +336,11 @@ def _adapter(sub: Submission) -> Any:
 
 
 def _plain(grads: dict[str, Any]) -> dict[str, np.ndarray]:
-    return {k: Submission.array(v, k) for k, v in grads.items()}
+    return {k: Answer.array(v, k) for k, v in grads.items()}
 
 
 @entry
-def gradients(sub: Submission, cases: list[dict[str, Any]], allow_errors: bool = False) -> list[dict[str, Any]]:
+def gradients(sub: Answer, cases: list[dict[str, Any]], allow_errors: bool = False) -> list[dict[str, Any]]:
     """For each case {x, gamma, beta, eps, dy}: {y, dx, dgamma, dbeta}, or {error} when the submission raised
     and ``allow_errors`` is set (used for input ranks the prompt does not require)."""
     adapter = _adapter(sub)
@@ -350,7 +350,7 @@ def gradients(sub: Submission, cases: list[dict[str, Any]], allow_errors: bool =
         try:
             y, state = adapter.forward(case["x"], case["gamma"], case["beta"], case["eps"])
             grads = adapter.backward(case["dy"], state)
-            results.append({"y": Submission.array(y, "y"), **_plain(grads)})
+            results.append({"y": Answer.array(y, "y"), **_plain(grads)})
         except SubmissionError as exc:
             if not allow_errors:
                 raise
@@ -359,10 +359,10 @@ def gradients(sub: Submission, cases: list[dict[str, Any]], allow_errors: bool =
 
 
 @entry
-def finite_differences(sub: Submission, case: dict[str, Any], points: list[tuple[Any, Any, Any]]) -> dict[str, Any]:
+def finite_differences(sub: Answer, case: dict[str, Any], points: list[tuple[Any, Any, Any]]) -> dict[str, Any]:
     """The submission's gradients at ``case`` and its forward outputs at the perturbed ``points``."""
     adapter = _adapter(sub)
     _, state = adapter.forward(case["x"], case["gamma"], case["beta"], case["eps"])
     grads = _plain(adapter.backward(case["dy"], state))
-    ys = [Submission.array(adapter.forward(x, g, b, case["eps"])[0], "y") for x, g, b in points]
+    ys = [Answer.array(adapter.forward(x, g, b, case["eps"])[0], "y") for x, g, b in points]
     return {"grads": grads, "ys": ys}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Submission
+from llmc_api import Answer
 from llmc_drive_backwards import ROLES, _adapter
 from llmc_perf_common import timed_reps
 
@@ -23,7 +23,7 @@ def inputs(seed: int, shape: list[int]) -> tuple[np.ndarray, ...]:
     return x, gamma, beta, rng.standard_normal(tuple(shape))
 
 
-def timed(sub: Submission, seeds: list[int], shape: list[int], memory: bool = False) -> dict[str, Any]:
+def timed(sub: Answer, seeds: list[int], shape: list[int], memory: bool = False) -> dict[str, Any]:
     """The submission's forward then backward per seed; dx, dgamma, dbeta as float64."""
     adapter = _adapter(sub)
 
@@ -35,7 +35,7 @@ def timed(sub: Submission, seeds: list[int], shape: list[int], memory: bool = Fa
     return {"outputs": timed_reps(sub, seeds, lambda s: inputs(s, shape), run, memory, inputs(0, [2, 4, shape[-1]]))}
 
 
-def baseline(sub: Submission, seeds: list[int], shape: list[int], memory: bool = False) -> dict[str, Any]:
+def baseline(sub: Answer, seeds: list[int], shape: list[int], memory: bool = False) -> dict[str, Any]:
     """The vectorised NumPy forward + backward (the submission is not imported)."""
 
     def run(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, dy: np.ndarray) -> tuple:

@@ -38,7 +38,7 @@ import numpy as np
 
 try:
     from pytest_llmchallenges.child import llmc_scan
-    from pytest_llmchallenges.child.llmc_api import Candidate, InterfaceError, Role, Submission
+    from pytest_llmchallenges.child.llmc_api import Answer, Candidate, InterfaceError, Role
     from pytest_llmchallenges.child.llmc_bind import Binding
     from pytest_llmchallenges.child.llmc_bind import bind as bind_values
     from pytest_llmchallenges.child.llmc_entry import entry
@@ -47,7 +47,7 @@ try:
     from .llmc_scripted import FORMS, MinimalTokenModel, ModelView, ScriptedLM, classify_output
 except ImportError:  # inside the child, where this folder is on sys.path
     import llmc_scan  # type: ignore[no-redef]
-    from llmc_api import Candidate, InterfaceError, Role, Submission  # type: ignore[no-redef]
+    from llmc_api import Answer, Candidate, InterfaceError, Role  # type: ignore[no-redef]
     from llmc_bind import Binding  # type: ignore[no-redef]
     from llmc_bind import bind as bind_values  # type: ignore[no-redef]
     from llmc_entry import entry  # type: ignore[no-redef]
@@ -106,7 +106,7 @@ def _name(obj: Any) -> str:
 
 
 # --- the submission's modules, classes and instances -------------------------------------------------------
-def submission_modules(sub: Submission) -> list[Any]:
+def submission_modules(sub: Answer) -> list[Any]:
     out = []
     for mod in list(sys.modules.values()):
         f = getattr(mod, "__file__", None)
@@ -115,13 +115,13 @@ def submission_modules(sub: Submission) -> list[Any]:
     return out
 
 
-def owned(sub: Submission, obj: Any) -> bool:
+def owned(sub: Answer, obj: Any) -> bool:
     mod = sys.modules.get(getattr(obj, "__module__", "") or "")
     f = getattr(mod, "__file__", None)
     return isinstance(f, str) and sub.root in Path(f).resolve().parents
 
 
-def find_search(sub: Submission, cand: Candidate | None = None) -> tuple[Any, Any]:
+def find_search(sub: Answer, cand: Candidate | None = None) -> tuple[Any, Any]:
     """(callable to construct or call, search method name or None) for one 'search' candidate (the best
     ranked one when none is given)."""
     if cand is None:
@@ -146,7 +146,7 @@ def instances_of(cls: type, modules: list[Any]) -> list[Any]:
     return [v for m in modules for v in vars(m).values() if type(v) is cls]
 
 
-def build_instance(sub: Submission, cls: type, modules: list[Any], vocab: int) -> Any:
+def build_instance(sub: Answer, cls: type, modules: list[Any], vocab: int) -> Any:
     """An instance of a model class: a module global if there is one, else one built with common arguments."""
     existing = instances_of(cls, modules)
     if existing:
@@ -243,7 +243,7 @@ class Installation:
         return "; ".join(self.patched) if self.patched else "nothing (no model class or function found)"
 
 
-def import_model_files(sub: Submission) -> None:
+def import_model_files(sub: Answer) -> None:
     """Import the files that define model-like methods, so that a search importing its model lazily (inside
     the function) still meets the patched class. A file that fails to import is left out."""
     files = {
@@ -258,7 +258,7 @@ def import_model_files(sub: Submission) -> None:
             sub.module(file)
 
 
-def install(sub: Submission, view: ModelView, search_owner: Any) -> Installation:
+def install(sub: Answer, view: ModelView, search_owner: Any) -> Installation:
     inst = Installation()
     import_model_files(sub)
     modules = submission_modules(sub)
@@ -480,7 +480,7 @@ def normalise(raw: Any, n_items: int, alpha: float) -> list[list[tuple[list[int]
 
 
 # --- the driver function ----------------------------------------------------------------------------------
-def add_folder_to_path(sub: Submission) -> None:
+def add_folder_to_path(sub: Answer) -> None:
     """Let ``from model import X`` inside the submission find its sibling file (appended, so that a file
     named like a library module never shadows it). Workaround until the sandbox puts the folder on
     sys.path itself."""
@@ -501,7 +501,7 @@ def make_model(spec: dict[str, Any], prompts: list[list[int]]) -> Any:
 
 
 @entry
-def searches(sub: Submission, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def searches(sub: Answer, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Several searches in one child (one sandbox start each saves): the submission's model is replaced once,
     then every job puts its own grader's model behind the replacement."""
     add_folder_to_path(sub)
@@ -527,7 +527,7 @@ def searches(sub: Submission, jobs: list[dict[str, Any]]) -> list[dict[str, Any]
 
 
 def run_job(
-    sub: Submission,
+    sub: Answer,
     view: ModelView,
     inst: Installation,
     model_arg: Any,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Submission
+from llmc_api import Answer
 from llmc_drive_beam_search import (
     ROLES,
     ModelView,
@@ -34,7 +34,7 @@ def prompts(seed: int, batch: int) -> list[list[int]]:
     return [[int(t) for t in rng.integers(1, 1000, size=3 + 2 * i)] for i in range(batch)]
 
 
-def timed(sub: Submission, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
+def timed(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
     """One search per seed: {beams, calls, rows} each."""
     add_folder_to_path(sub)
     owner, method = find_search(sub)

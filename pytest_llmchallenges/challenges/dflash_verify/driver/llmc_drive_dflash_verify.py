@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from llmc_api import InterfaceError, Role, Submission
+from llmc_api import Answer, InterfaceError, Role
 from llmc_models import MinimalLM
 
 ROLES = {
@@ -523,7 +523,7 @@ def make_target(state: _State, cls: type | None, example: Any) -> Any:
 class TargetAdapter:
     """Builds the grader's target model in the form the submission's verifier expects."""
 
-    def __init__(self, sub: Submission, cfg: dict[str, Any]) -> None:
+    def __init__(self, sub: Answer, cfg: dict[str, Any]) -> None:
         self.lm = MinimalLM(**cfg)
         self.cls, self.example = _their_model(sub, self.lm)
         self.state = _State(self.lm, self.example)
@@ -537,7 +537,7 @@ class TargetAdapter:
         return f"the grader's model dressed as {self.cls.__name__}" + ("" if self.example else " (not instantiable)")
 
 
-def _their_model(sub: Submission, lm: MinimalLM) -> tuple[type | None, Any]:
+def _their_model(sub: Answer, lm: MinimalLM) -> tuple[type | None, Any]:
     """The submission's model class and, when it can be built, an instance (used only to learn answer forms)."""
     try:
         found = sub.classes("model", skip=r"draft|mock|tree|test")
@@ -619,7 +619,7 @@ def _name(obj: Any) -> str:
     return getattr(obj, "__qualname__", getattr(obj, "__name__", type(obj).__name__))
 
 
-def _bound(sub: Submission, fn: Any, model: Any) -> Any:
+def _bound(sub: Answer, fn: Any, model: Any) -> Any:
     """A method found on a class (``Verifier.verify_and_accept``) is called on an instance built with the model."""
     qual = getattr(fn, "__qualname__", "")
     try:
@@ -674,7 +674,7 @@ def _int_or_none(v: Any) -> int | None:
 
 
 def _token_list(v: Any, what: str) -> list[int]:
-    arr = Submission.array(v, what).reshape(-1)
+    arr = Answer.array(v, what).reshape(-1)
     if arr.size and arr.dtype.kind not in "iu":
         if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
@@ -733,7 +733,7 @@ def appended_tokens(accepted: list[int], new_token: int | None, tokens: list[int
 class Verifier:
     """One verification cycle through the submission's verifier (or its generation loop)."""
 
-    def __init__(self, sub: Submission, cfg: dict[str, Any]) -> None:
+    def __init__(self, sub: Answer, cfg: dict[str, Any]) -> None:
         self.sub = sub
         self.adapter = TargetAdapter(sub, cfg)
         self.mask_fn = _optional_role(sub, "mask")
@@ -850,7 +850,7 @@ class Verifier:
         return seq if seq[:p] == list(prompt) else list(prompt) + seq
 
 
-def _optional_role(sub: Submission, role: str) -> Any:
+def _optional_role(sub: Answer, role: str) -> Any:
     try:
         found = sub.candidates(role)
     except InterfaceError:
@@ -884,7 +884,7 @@ def _tree_object(fn: Any, values: dict[str, Any]) -> Any:
 # -- driver functions ---------------------------------------------------------------------------------------
 
 
-def tree_masks(sub: Submission, cases: list[dict[str, Any]]) -> dict[str, Any]:
+def tree_masks(sub: Answer, cases: list[dict[str, Any]]) -> dict[str, Any]:
     """For each case {prompt_len, parents}: the submission's mask as booleans (True = may attend)."""
     fn = sub.role("mask")
     names = _param_names(fn, 2)
@@ -903,7 +903,7 @@ def tree_masks(sub: Submission, cases: list[dict[str, Any]]) -> dict[str, Any]:
             out = next((o for o in out if np.shape(o)[-2:] == (size, size)), out[0])
         if isinstance(out, dict):
             out = next((v for v in out.values() if np.shape(v)[-2:] == (size, size)), None)
-        arr = Submission.array(out, "build_tree_mask output")
+        arr = Answer.array(out, "build_tree_mask output")
         if arr.ndim < 2 or arr.shape[-2:] != (size, size):
             masks.append(arr.astype(np.float64))
             forms.append(f"shape {arr.shape}")
@@ -924,7 +924,7 @@ def _looks_like_matrix(out: Any, size: int) -> bool:
         return False
 
 
-def verify_cycles(sub: Submission, model_cfg: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, Any]:
+def verify_cycles(sub: Answer, model_cfg: dict[str, Any], cases: list[dict[str, Any]]) -> dict[str, Any]:
     """One verification cycle per case {prompt, tokens, parents}: {accepted, new_token, appended} each."""
     verifier = Verifier(sub, model_cfg)
     out = []
@@ -935,7 +935,7 @@ def verify_cycles(sub: Submission, model_cfg: dict[str, Any], cases: list[dict[s
     return {"how": verifier.describe(), "cycles": out}
 
 
-def speculative_runs(sub: Submission, model_cfg: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+def speculative_runs(sub: Answer, model_cfg: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Chained cycles per run {prompt, trees, n_new, max_cycles}: the tree for a cycle is trees[len(seq) - P].
 
     Runs until n_new tokens are generated or max_cycles cycles ran, or a cycle appended nothing. The sequence

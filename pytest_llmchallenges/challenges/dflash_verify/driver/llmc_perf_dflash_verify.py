@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Submission
+from llmc_api import Answer
 from llmc_drive_dflash_verify import ROLES, Verifier
 from llmc_perf_common import timed_reps
 
@@ -38,7 +38,7 @@ def draft(rng: np.random.Generator, truth: list[int], depth: int) -> tuple[list[
     return tokens, parents
 
 
-def timed(sub: Submission, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
+def timed(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
     """Per seed: the generated sequence and, per cycle, the target calls it made and the tokens it appended."""
     verifier = Verifier(sub, spec["target"])
     if verifier.verify is None:

@@ -18,11 +18,11 @@ import numpy as np
 
 try:
     from pytest_llmchallenges.child import llmc_bind
-    from pytest_llmchallenges.child.llmc_api import Candidate, InterfaceError, Role, Submission
+    from pytest_llmchallenges.child.llmc_api import Answer, Candidate, InterfaceError, Role
     from pytest_llmchallenges.child.llmc_entry import entry
 except ImportError:  # inside the child, where this folder is on sys.path
     import llmc_bind  # type: ignore[no-redef]
-    from llmc_api import Candidate, InterfaceError, Role, Submission  # type: ignore[no-redef]
+    from llmc_api import Answer, Candidate, InterfaceError, Role  # type: ignore[no-redef]
     from llmc_entry import entry  # type: ignore[no-redef]
 
 ROLES = {
@@ -77,12 +77,12 @@ def split_output(value: Any, shape: tuple[int, ...], what: str) -> tuple[np.ndar
         index = next((i for i, v in enumerate(value) if not isinstance(v, (dict, str)) and _shape(v) == shape), None)
         if index is not None:
             rest = [v for i, v in enumerate(value) if i != index]
-            return Submission.array(value[index], what), (rest[0] if len(rest) == 1 else tuple(rest) or None)
+            return Answer.array(value[index], what), (rest[0] if len(rest) == 1 else tuple(rest) or None)
         if _shape(value) == shape:
-            return Submission.array(value, what), None
+            return Answer.array(value, what), None
         shapes = [_shape(v) for v in value]
         raise InterfaceError(f"{what} returned a {type(value).__name__} of shapes {shapes}, none is {shape}")
-    arr = Submission.array(value, what)
+    arr = Answer.array(value, what)
     if arr.shape != shape:
         raise InterfaceError(f"{what} returned shape {arr.shape}, expected {shape} (B, H, N, D)")
     return arr, None
@@ -107,7 +107,7 @@ class AttentionForward:
     candidates work the same way. The instance is returned so that a backward method can use its state.
     """
 
-    def __init__(self, sub: Submission, cand: Candidate) -> None:
+    def __init__(self, sub: Answer, cand: Candidate) -> None:
         self.sub = sub
         self.label = str(cand)
         owner, _, method = cand.name.rpartition(".")
@@ -155,7 +155,7 @@ def probe_inputs(dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray, np.n
     return tuple(rng.standard_normal((1, 2, 8, 4)).astype(dtype) for _ in range(3))  # type: ignore[return-value]
 
 
-def construct(sub: Submission, cls: type, tile_size: int, causal: bool | None) -> Any:
+def construct(sub: Answer, cls: type, tile_size: int, causal: bool | None) -> Any:
     """An instance of a submission's class, given the tile size and causal flag where its constructor asks."""
     values: dict[str, Any] = {"tile": tile_size}
     if causal is not None:
@@ -166,7 +166,7 @@ def construct(sub: Submission, cls: type, tile_size: int, causal: bool | None) -
 _ADAPTERS: dict[int, AttentionForward] = {}
 
 
-def attention_forward(sub: Submission) -> AttentionForward:
+def attention_forward(sub: Answer) -> AttentionForward:
     """The submission's forward, probed once per process on a tiny causal problem."""
     if id(sub) not in _ADAPTERS:
 
@@ -179,7 +179,7 @@ def attention_forward(sub: Submission) -> AttentionForward:
 
 
 @entry
-def forward(sub: Submission, Q: np.ndarray, K: np.ndarray, V: np.ndarray, tile_size: int, causal: bool | None = None):
+def forward(sub: Answer, Q: np.ndarray, K: np.ndarray, V: np.ndarray, tile_size: int, causal: bool | None = None):
     """O = attention(Q, K, V) as the submission computes it; causal=None leaves the submission's default."""
     fwd = attention_forward(sub)
     sub.ready()
@@ -187,7 +187,7 @@ def forward(sub: Submission, Q: np.ndarray, K: np.ndarray, V: np.ndarray, tile_s
 
 
 @entry
-def forward_many(sub: Submission, cases: list[dict[str, Any]]) -> list[np.ndarray]:
+def forward_many(sub: Answer, cases: list[dict[str, Any]]) -> list[np.ndarray]:
     """forward() on several cases {Q, K, V, tile_size, causal} in one child (saves a process start each)."""
     fwd = attention_forward(sub)
     sub.ready()
@@ -205,7 +205,7 @@ def seeded_inputs(seed: int, shape: tuple[int, ...], dtype: str, count: int = 3)
 
 
 @entry
-def forward_memory(sub: Submission, seed: int, shape: list[int], dtype: str, tile_size: int) -> dict[str, Any]:
+def forward_memory(sub: Answer, seed: int, shape: list[int], dtype: str, tile_size: int) -> dict[str, Any]:
     """A large causal forward measured from outside: inputs are built and the code warmed up before
     ``sub.ready()``. Returns all of O (no copy where it is already float64): the grading process picks the
     rows it spot-checks after the result has arrived, so nothing in this frame tells the submission which."""

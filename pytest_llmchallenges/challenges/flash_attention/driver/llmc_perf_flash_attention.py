@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Submission
+from llmc_api import Answer
 from llmc_drive_flash_attention import ROLES, attention_forward, find_output, seeded_inputs
 from llmc_perf_common import timed_reps
 
@@ -13,7 +13,7 @@ __all__ = ["ROLES", "baseline", "timed"]
 
 
 def timed(
-    sub: Submission, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
+    sub: Answer, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
 ) -> dict[str, Any]:
     """The submission's forward on fresh (B, H, N, D) float64 inputs per seed; outputs as float64."""
     fwd = attention_forward(sub)
@@ -30,7 +30,7 @@ def inputs(seed: int, shape: list[int]) -> tuple[np.ndarray, ...]:
 
 
 def baseline(
-    sub: Submission, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
+    sub: Answer, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
 ) -> dict[str, Any]:
     """The naive full-matrix NumPy forward on the same kind of inputs (the submission is not imported)."""
 

@@ -20,13 +20,13 @@ import numpy as np
 
 try:
     from pytest_llmchallenges.challenges.flash_attention.driver import llmc_drive_flash_attention as fa
-    from pytest_llmchallenges.child.llmc_api import Candidate, InterfaceError, Role, Submission
+    from pytest_llmchallenges.child.llmc_api import Answer, Candidate, InterfaceError, Role
     from pytest_llmchallenges.child.llmc_bind import parameters, qualified_name
     from pytest_llmchallenges.child.llmc_entry import entry
     from pytest_llmchallenges.child.llmc_probe import Attempt, first_working, guess
 except ImportError:  # inside the child, where this folder is on sys.path
     import llmc_drive_flash_attention as fa  # type: ignore[no-redef]
-    from llmc_api import Candidate, InterfaceError, Role, Submission  # type: ignore[no-redef]
+    from llmc_api import Answer, Candidate, InterfaceError, Role  # type: ignore[no-redef]
     from llmc_bind import parameters, qualified_name  # type: ignore[no-redef]
     from llmc_entry import entry  # type: ignore[no-redef]
     from llmc_probe import Attempt, first_working, guess  # type: ignore[no-redef]
@@ -108,7 +108,7 @@ def find_grads(value: Any, shape: tuple[int, ...], what: str) -> dict[str, np.nd
         value = (found["dQ"], found["dK"], found["dV"])
     if not isinstance(value, (tuple, list)) or len(value) != 3:
         raise InterfaceError(f"{what} returned {type(value).__name__}, expected (dQ, dK, dV)")
-    grads = {k: Submission.array(v, f"{what} {k}") for k, v in zip(("dQ", "dK", "dV"), value, strict=True)}
+    grads = {k: Answer.array(v, f"{what} {k}") for k, v in zip(("dQ", "dK", "dV"), value, strict=True)}
     for k, g in grads.items():
         if g.shape != shape:
             raise InterfaceError(f"{what}: {k} has shape {g.shape}, expected {shape}")
@@ -118,7 +118,7 @@ def find_grads(value: Any, shape: tuple[int, ...], what: str) -> dict[str, np.nd
 class FlashPair:
     """A forward candidate and a backward candidate, callable as forward(...) -> state, backward(dO, state)."""
 
-    def __init__(self, sub: Submission, fwd_cand: Candidate, bwd_cand: Candidate) -> None:
+    def __init__(self, sub: Answer, fwd_cand: Candidate, bwd_cand: Candidate) -> None:
         self.sub = sub
         self.fwd = fa.AttentionForward(sub, fwd_cand)
         self.label = f"{self.fwd.label} + {bwd_cand}"
@@ -161,7 +161,7 @@ class FlashPair:
         )
 
 
-def _pairs(sub: Submission) -> list[tuple[Candidate, Candidate]]:
+def _pairs(sub: Answer) -> list[tuple[Candidate, Candidate]]:
     """(forward, backward) candidate pairs, those from one file and one class first."""
     fwds, bwds = sub.candidates("fwd")[:4], sub.candidates("bwd")[:4]
     if not fwds:
@@ -182,7 +182,7 @@ def _pairs(sub: Submission) -> list[tuple[Candidate, Candidate]]:
 _ADAPTERS: dict[int, FlashPair] = {}
 
 
-def flash_pair(sub: Submission) -> FlashPair:
+def flash_pair(sub: Answer) -> FlashPair:
     """The submission's forward/backward pair, probed once per process on a tiny causal problem."""
     if id(sub) not in _ADAPTERS:
 
@@ -216,7 +216,7 @@ def lse_of(state: dict) -> np.ndarray | None:
 
 
 @entry
-def forward(sub: Submission, Q: np.ndarray, K: np.ndarray, V: np.ndarray, tile_size: int, causal=None) -> dict:
+def forward(sub: Answer, Q: np.ndarray, K: np.ndarray, V: np.ndarray, tile_size: int, causal=None) -> dict:
     """{O, L}: the forward's output and the logsumexp found in its cache (None when there is none)."""
     pair = flash_pair(sub)
     sub.ready()
@@ -225,7 +225,7 @@ def forward(sub: Submission, Q: np.ndarray, K: np.ndarray, V: np.ndarray, tile_s
 
 
 @entry
-def gradients(sub: Submission, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def gradients(sub: Answer, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """For each case {Q, K, V, dO, tile_size, causal}: {O, dQ, dK, dV} from the submission's own pair."""
     pair = flash_pair(sub)
     sub.ready()
@@ -238,7 +238,7 @@ def gradients(sub: Submission, cases: list[dict[str, Any]]) -> list[dict[str, An
 
 @entry
 def gradcheck(
-    sub: Submission,
+    sub: Answer,
     Q: np.ndarray,
     K: np.ndarray,
     V: np.ndarray,
@@ -276,7 +276,7 @@ def gradcheck(
 
 
 @entry
-def memory(sub: Submission, seed: int, shape: list[int], tile_size: int) -> dict[str, Any]:
+def memory(sub: Answer, seed: int, shape: list[int], tile_size: int) -> dict[str, Any]:
     """Forward + backward on a large causal problem, measured from outside: inputs (Q, K, V, dO from ``seed``)
     are built and the code warmed up before ``sub.ready()``. Returns all of O and dQ: the grading process
     picks the rows it spot-checks after the result has arrived."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Submission
+from llmc_api import Answer
 from llmc_drive_flash_attention import seeded_inputs
 from llmc_drive_flash_attention_bwd import ROLES, flash_pair
 from llmc_perf_common import timed_reps
@@ -17,7 +17,7 @@ GRADS = ("dQ", "dK", "dV")
 
 
 def timed(
-    sub: Submission, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
+    sub: Answer, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
 ) -> dict[str, Any]:
     """The submission's backward on fresh Q, K, V, dO per seed; the gradients as float64."""
     pair = flash_pair(sub)
@@ -34,7 +34,7 @@ def timed(
 
 
 def baseline(
-    sub: Submission, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
+    sub: Answer, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
 ) -> dict[str, Any]:
     """The naive backward through the full (N, N) matrices (the submission is not imported)."""
 

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 try:
-    from pytest_llmchallenges.child.llmc_api import InterfaceError, Submission, SubmissionError
+    from pytest_llmchallenges.child.llmc_api import Answer, InterfaceError, SubmissionError
 except ImportError:  # inside the child, where this folder is on sys.path
-    from llmc_api import InterfaceError, Submission, SubmissionError  # type: ignore[no-redef]
+    from llmc_api import Answer, InterfaceError, SubmissionError  # type: ignore[no-redef]
 
 ROLES: dict = {}  # the submission is C++: candidates are found by parse_sources below, not by the AST scan
 
@@ -751,7 +751,7 @@ def _nvcc(args: list[str], cwd: Path, timeout: float = 300) -> tuple[int, str]:
     return proc.returncode, (proc.stdout + proc.stderr)
 
 
-def compile_check(sub: Submission, arch: str = "sm_90") -> dict:
+def compile_check(sub: Answer, arch: str = "sm_90") -> dict:
     """Compile every .cu file of the folder unmodified (``nvcc -c``); report the first errors of each."""
     if nvcc_path() is None:
         return {"missing": "nvcc (the CUDA compiler) is not installed: NVRTC cannot compile host launchers"}
@@ -779,7 +779,7 @@ def compile_check(sub: Submission, arch: str = "sm_90") -> dict:
     return out
 
 
-def describe(sub: Submission) -> dict:
+def describe(sub: Answer) -> dict:
     """What the driver reads from the source: the launcher, its roles, the supported K (no compiling)."""
     return find_launcher(Path(sub.root)).describe()
 
@@ -809,7 +809,7 @@ def _build(root: Path, launcher: Launcher, arch: str, output: Path, main: dict |
     )
 
 
-def build(sub: Submission, arch: str | None = None) -> dict:
+def build(sub: Answer, arch: str | None = None) -> dict:
     """Build the shared library; returns its bytes (the grader keeps them) and what was read from the source."""
     root = Path(sub.root)
     launcher = launcher_or_compile_error(root)
@@ -900,7 +900,7 @@ def _launch_one(lib: ctypes.CDLL, logits: np.ndarray, k: int, idx_dtype: str, pr
     return out
 
 
-def run(sub: Submission, built: dict, cases: list[dict], stop_at_first_success: bool = False) -> list[dict]:
+def run(sub: Answer, built: dict, cases: list[dict], stop_at_first_success: bool = False) -> list[dict]:
     """Launch the built library on each case {"logits": float32 [B, T, V], "K": int}; stops after a fault."""
     import cupy  # noqa: F401  (fails here, as an interface error, where CuPy is missing)
 
@@ -933,7 +933,7 @@ def sanitizer_path() -> str | None:
     return None
 
 
-def sanitize(sub: Submission, shape: list[int], k: int, tools: list[str], arch: str | None = None) -> dict:
+def sanitize(sub: Answer, shape: list[int], k: int, tools: list[str], arch: str | None = None) -> dict:
     """Build a standalone program around the launcher and run it under compute-sanitizer's tools."""
     tool = sanitizer_path()
     if tool is None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from llmc_api import Submission
+from llmc_api import Answer
 from llmc_drive_fuse import ROLES, _load
 from llmc_perf_common import mark
 
@@ -42,7 +42,7 @@ def _flush_buffer(cp: Any) -> Any:
     return cp.empty(2 * l2 // 4 + 1, dtype=cp.float32)
 
 
-def _laps(sub: Submission, seeds: list[int], spec: dict[str, Any], one: Callable[..., dict]) -> list[list[dict]]:
+def _laps(sub: Answer, seeds: list[int], spec: dict[str, Any], one: Callable[..., dict]) -> list[list[dict]]:
     import cupy as cp
 
     flush = _flush_buffer(cp)
@@ -61,7 +61,7 @@ def _laps(sub: Submission, seeds: list[int], spec: dict[str, Any], one: Callable
     return outputs
 
 
-def timed(sub: Submission, seeds: list[int], built: dict, spec: dict[str, Any]) -> dict[str, Any]:
+def timed(sub: Answer, seeds: list[int], built: dict, spec: dict[str, Any]) -> dict[str, Any]:
     """Per seed, per (rows, K): the kernel's event time, its status, and the first rows' top-K for a check."""
     lib = _load(built)
     desc = built["launcher"]
@@ -94,7 +94,7 @@ def naive(cp: Any, x: Any, k: int) -> Any:
     return cp.take_along_axis(part, order, axis=1)
 
 
-def baseline(sub: Submission, seeds: list[int], built: dict, spec: dict[str, Any]) -> dict[str, Any]:
+def baseline(sub: Answer, seeds: list[int], built: dict, spec: dict[str, Any]) -> dict[str, Any]:
     """Naive CuPy per (rows, K) on the same kind of logits, and the device's copy bandwidth (bytes read +
     written per second by a 1 GiB device-to-device copy); the submission is not loaded."""
     import cupy as cp

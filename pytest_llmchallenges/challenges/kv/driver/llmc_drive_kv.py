@@ -41,7 +41,7 @@ from typing import Any
 
 import llmc_scan
 import numpy as np
-from llmc_api import InterfaceError, Role, Submission, SubmissionError, split_arguments
+from llmc_api import Answer, InterfaceError, Role, SubmissionError, split_arguments
 
 ROLES = {
     "attention": Role(
@@ -206,7 +206,7 @@ def _annotation(p: inspect.Parameter) -> str:
     return ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
 
 
-def _call(sub: Submission, fn: Any, pool: dict[str, Any], positional_order: tuple[str, ...] = ()) -> Any:
+def _call(sub: Answer, fn: Any, pool: dict[str, Any], positional_order: tuple[str, ...] = ()) -> Any:
     """Call fn binding each parameter by the concept its name names; unknown required parameters take the
     unused concepts of ``positional_order``; absent optional ones keep their defaults. A parameter annotated
     ``int`` never receives a per-sequence array."""
@@ -330,7 +330,7 @@ class Setup:
 class ConfigMaker:
     """Builds the submission's config object for a parameter named config/cfg, from its class's fields."""
 
-    def __init__(self, sub: Submission, sizes: dict[str, Any]) -> None:
+    def __init__(self, sub: Answer, sizes: dict[str, Any]) -> None:
         self.sub, self.sizes = sub, sizes
 
     def __call__(self, fn: Any, param: inspect.Parameter) -> Any:
@@ -352,12 +352,12 @@ def _as_btd(out: Any, setup: Setup, steps: int, what: str) -> np.ndarray:
     if isinstance(out, (list, tuple)) and len(out) == b and all(np.ndim(o) == 2 for o in out):
         padded = np.zeros((b, steps, d))
         for i, o in enumerate(out):
-            arr = Submission.array(o, what)
+            arr = Answer.array(o, what)
             if arr.shape[1] != d or arr.shape[0] > steps:
                 raise InterfaceError(f"{what}: sequence {i} output has shape {arr.shape}")
             padded[i, : arr.shape[0]] = arr
         return padded
-    arr = np.asarray(Submission.array(_plain(out), what), dtype=np.float64)
+    arr = np.asarray(Answer.array(_plain(out), what), dtype=np.float64)
     if arr.shape == (b, steps, d):
         return arr
     if steps == 1 and arr.shape == (b, d):
@@ -429,7 +429,7 @@ class CacheHolder:
     such class, none at first and whatever the answer returns afterwards (``none_first``; when the answer
     then returns no state, ``kept_nothing`` says so and the cache class is tried instead)."""
 
-    def __init__(self, sub: Submission, setup: Setup, op: Any, none_first: bool = True) -> None:
+    def __init__(self, sub: Answer, setup: Setup, op: Any, none_first: bool = True) -> None:
         self.sub, self.setup = sub, setup
         self.factory: Any = None
         self.adopted = False
@@ -525,7 +525,7 @@ def _read_weights(obj: Any, layer: int, d_model: int) -> dict[str, np.ndarray]:
 class OpCalls(Engine):
     """Module and functional answers: callables taking x (+ lengths/mask, cache, layer, weights...)."""
 
-    def __init__(self, sub: Submission, setup: Setup, ops: dict[str, list[Any]], caches: CacheHolder | None,
+    def __init__(self, sub: Answer, setup: Setup, ops: dict[str, list[Any]], caches: CacheHolder | None,
                  description: str, decode_2d: bool = True) -> None:  # fmt: skip
         super().__init__(setup)
         self.sub, self.ops, self.caches = sub, ops, caches
@@ -604,7 +604,7 @@ class CacheOps(Engine):
     """A cache object plus attention callables: a writer (q, k, v, cache) and/or a reader (q, cache) run
     after the cache's own update. The driver projects whatever the answer's functions do not."""
 
-    def __init__(self, sub: Submission, setup: Setup, caches: CacheHolder, update: str | None, prefill: Attend,
+    def __init__(self, sub: Answer, setup: Setup, caches: CacheHolder, update: str | None, prefill: Attend,
                  decode: Attend) -> None:  # fmt: skip
         super().__init__(setup)
         self.sub, self.caches, self.update_name = sub, caches, update
@@ -667,7 +667,7 @@ def _methods(cls: type, pattern: str) -> list[str]:
     return [n for n in dir(cls) if re.search(pattern, n.lower()) and callable(getattr(cls, n, None))]
 
 
-def _module_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine]]:
+def _module_engines(sub: Answer, setup: Setup) -> list[Callable[[], Engine]]:
     makers: list[Callable[[], Engine]] = []
     for cand in sub.candidates("attention")[:5]:
 
@@ -723,7 +723,7 @@ def _module_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine]]
     return makers
 
 
-def _function_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine]]:
+def _function_engines(sub: Answer, setup: Setup) -> list[Callable[[], Engine]]:
     makers: list[Callable[[], Engine]] = []
     prefill = [c for c in sub.candidates("prefill") if "." not in c.name][:1]
     decode = [c for c in sub.candidates("decode") if "." not in c.name][:1]
@@ -761,7 +761,7 @@ def _over_cache(params: Any) -> bool:
     return "cache" in concepts and ("q" in concepts or {"x", "wq"} <= concepts)
 
 
-def _attends(sub: Submission, cls: type) -> list[Attend]:
+def _attends(sub: Answer, cls: type) -> list[Attend]:
     """Attention callables over a cache of class ``cls``, found by signature whatever their names: writers
     (take k, v) and readers (take q); each module-level one takes the cache, and queries or hidden states
     with the projection weights. Named step candidates first, then the other module-level functions."""
@@ -788,7 +788,7 @@ def _attends(sub: Submission, cls: type) -> list[Attend]:
     return found
 
 
-def _cache_ops_engines(sub: Submission, setup: Setup) -> list[Callable[[], Engine]]:
+def _cache_ops_engines(sub: Answer, setup: Setup) -> list[Callable[[], Engine]]:
     makers: list[Callable[[], Engine]] = []
     for cls in sub.classes("cache"):
         attends = _attends(sub, cls)
@@ -850,7 +850,7 @@ _HINT = (
 )
 
 
-def _engine(sub: Submission, setup: Setup) -> Engine:
+def _engine(sub: Answer, setup: Setup) -> Engine:
     """The first shape of answer that survives a probe session (with the session's own sizes)."""
     problems: list[str] = []
     raised: SubmissionError | None = None
@@ -927,7 +927,7 @@ def _kv_rows(num_layers: int) -> int:
     return sum(TALLY[(layer, c)] for layer in range(num_layers) for c in ("wk", "wv", "wqkv"))
 
 
-def session(sub: Submission, spec: dict[str, Any]) -> dict[str, Any]:
+def session(sub: Answer, spec: dict[str, Any]) -> dict[str, Any]:
     """Run a scripted session and return every op's outputs (zeros at padding positions).
 
     spec: num_heads, capacity, layers (list of {wq, wk, wv, wo}), ops (see the module docstring), and

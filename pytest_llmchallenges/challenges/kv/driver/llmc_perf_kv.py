@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Submission
+from llmc_api import Answer
 from llmc_drive_kv import ROLES, Setup, _engine
 from llmc_perf_common import mark
 
@@ -84,7 +84,7 @@ def _setup(spec: dict[str, Any], history: int, reps: int) -> Setup:
     return Setup(1, spec["batch"], spec["num_heads"], spec["d_model"], capacity, [spec["weights"]])
 
 
-def timed(sub: Submission, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
+def timed(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
     """Decode laps of the submission's cache after ``spec["history"]`` tokens; the cache's bytes."""
     warm = {**spec, "history": 8}
     _session(_engine(sub, _setup(warm, 8, 1)), warm, [0], False)
@@ -98,7 +98,7 @@ def timed(sub: Submission, seeds: list[int], spec: dict[str, Any]) -> dict[str, 
     return {"outputs": outputs, "cache_bytes": reachable_bytes(engine), "capacity": setup.capacity}
 
 
-def baseline(sub: Submission, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
+def baseline(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
     """The same laps on a plain preallocated NumPy cache (the submission is not imported)."""
     warm = {**spec, "history": 8}
     _session(CachedAttention(_setup(warm, 8, 1)), warm, [0], False)

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 from llmc_api import (
+    Answer,
     InterfaceError,
     Role,
-    Submission,
     SubmissionError,
     bind_by_name,
     parameters,
@@ -158,12 +158,12 @@ def _mlx():
         return None
 
 
-def framework(sub: Submission) -> str:
+def framework(sub: Answer) -> str:
     """'mlx' when any of the submission's files imports mlx, else 'numpy'."""
     return "mlx" if any("mlx" in mods for mods in sub.scan.imports.values()) else "numpy"
 
 
-def _need_framework(sub: Submission) -> dict | None:
+def _need_framework(sub: Answer) -> dict | None:
     if framework(sub) == "mlx" and _mlx() is None:
         return {"skip": "the submission uses MLX and mlx is not installed here (pip install 'mlx[cpu]')"}
     return None
@@ -180,10 +180,10 @@ def to_numpy(value: Any, what: str) -> np.ndarray:
         value = np.array(value.astype(mx.float32)) if value.dtype in (mx.bfloat16,) else np.array(value)
     elif type(value).__module__.startswith("torch") and hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
-    return Submission.array(value, what)
+    return Answer.array(value, what)
 
 
-def _like(sub: Submission, arr: np.ndarray) -> Any:
+def _like(sub: Answer, arr: np.ndarray) -> Any:
     """An input in the submission's framework: mx.array for MLX answers, the NumPy array otherwise."""
     if framework(sub) == "mlx":
         mx = _mlx()[0]
@@ -289,7 +289,7 @@ def _with_required_group(fn: Callable[..., Any], values: dict[str, Any]) -> dict
     return {**values, "group": GROUP} if required else values
 
 
-def _call_quantizer(sub: Submission, fn: Callable[..., Any], w: np.ndarray) -> dict:
+def _call_quantizer(sub: Answer, fn: Callable[..., Any], w: np.ndarray) -> dict:
     """The answer's own group size is what is graded: 128 is passed only where the function requires a value.
     A callable without an inspectable signature (``mx.custom_function``) takes the weight positionally."""
     values = _with_required_group(fn, {"w": _like(sub, w.astype(np.float32))})
@@ -301,7 +301,7 @@ def _call_quantizer(sub: Submission, fn: Callable[..., Any], w: np.ndarray) -> d
 class Layer:
     """An instance of the answer's ternary layer with its latent weight set from the grader's matrix."""
 
-    def __init__(self, sub: Submission, cls: type, in_features: int, out_features: int) -> None:
+    def __init__(self, sub: Answer, cls: type, in_features: int, out_features: int) -> None:
         self.sub, self.cls = sub, cls
         values = _with_required_group(cls, {"in": in_features, "out": out_features, "bias": False})
         args, kwargs = _bind(cls, values, ["in", "out"])
@@ -347,7 +347,7 @@ class Layer:
         return f"class {self.cls.__name__} (weight attribute {self.attr!r}{layout})"
 
 
-def _layer(sub: Submission, in_features: int = 2 * GROUP, out_features: int = GROUP) -> Callable[[int, int], Layer]:
+def _layer(sub: Answer, in_features: int = 2 * GROUP, out_features: int = GROUP) -> Callable[[int, int], Layer]:
     def probe(cls: Any) -> Callable[[int, int], Layer]:
         if not isinstance(cls, type):
             raise InterfaceError(f"{cls!r} is not a class")
@@ -361,7 +361,7 @@ def _layer(sub: Submission, in_features: int = 2 * GROUP, out_features: int = GR
 
 
 # -- driver functions: projection and STE -------------------------------------------------------------------------
-def project(sub: Submission, weights: list[np.ndarray]) -> dict:
+def project(sub: Answer, weights: list[np.ndarray]) -> dict:
     """Each weight's ternary projection by the answer's own code: {how, results: [{projected, codes?, scales?}]}."""
     skip = _need_framework(sub)
     if skip:
@@ -383,7 +383,7 @@ def project(sub: Submission, weights: list[np.ndarray]) -> dict:
     return {"how": how, "results": results}
 
 
-def ste_gradient(sub: Submission, x: np.ndarray, w: np.ndarray, dy: np.ndarray) -> dict:
+def ste_gradient(sub: Answer, x: np.ndarray, w: np.ndarray, dy: np.ndarray) -> dict:
     """The gradient of the latent weight for L = sum(layer(x) * dy), in (out, in) layout, plus the output."""
     skip = _need_framework(sub)
     if skip:
@@ -476,7 +476,7 @@ def _fill_config(cfg: Any, values: dict[str, Any]) -> Any:
     return cfg
 
 
-def _build_attempts(sub: Submission, ctor: Any, vocab: int) -> list[tuple[str, Callable[[], Any]]]:
+def _build_attempts(sub: Answer, ctor: Any, vocab: int) -> list[tuple[str, Callable[[], Any]]]:
     values = _config_values(vocab)
     attempts = []
     for cand in sub.candidates("config")[:3]:
@@ -505,7 +505,7 @@ def _build_attempts(sub: Submission, ctor: Any, vocab: int) -> list[tuple[str, C
     return attempts
 
 
-def _make_config(sub: Submission, cls: Any, values: dict[str, Any]) -> Any:
+def _make_config(sub: Answer, cls: Any, values: dict[str, Any]) -> Any:
     """An instance of the answer's config class at the tiny size: parameters named as in Qwen3's config.json take
     those values, others the value their name matches; ``from_dict`` (mlx_lm's convention) when it exists."""
     named = _dict_config(values)
@@ -548,7 +548,7 @@ def _dict_config(values: dict[str, Any]) -> dict[str, Any]:
 MAX_PARAMETERS = 20_000_000  # a model built from an answer's own default configuration must train on CPU
 
 
-def _logits(sub: Submission, model: Any, ids: np.ndarray, vocab: int) -> np.ndarray:
+def _logits(sub: Answer, model: Any, ids: np.ndarray, vocab: int) -> np.ndarray:
     fwd = _forward(model)
     out = sub.call(fwd, _like(sub, ids))
     if isinstance(out, (tuple, list)):
@@ -561,7 +561,7 @@ def _logits(sub: Submission, model: Any, ids: np.ndarray, vocab: int) -> np.ndar
     return arr.reshape(-1, vocab)
 
 
-def _model_vocab(sub: Submission, model: Any, ids: np.ndarray, least: int) -> int:
+def _model_vocab(sub: Answer, model: Any, ids: np.ndarray, least: int) -> int:
     """The vocabulary of a model built from the answer's own configuration: the last axis of its logits, which
     must hold the grader's token ids."""
     out = sub.call(_forward(model), _like(sub, ids))
@@ -600,7 +600,7 @@ def _small_enough(cfg: Any, label: str) -> None:
         raise InterfaceError(f"{label}: about {size:,} parameters, more than {MAX_PARAMETERS:,} can train here")
 
 
-def _default_attempts(sub: Submission, ctor: Any) -> list[tuple[str, Callable[[], Any]]]:
+def _default_attempts(sub: Answer, ctor: Any) -> list[tuple[str, Callable[[], Any]]]:
     """The answer's own default configuration: the constructor without arguments, or given an instance of its
     config class made without arguments (rule: a model built from the answer's own configuration passes)."""
     attempts = []
@@ -626,7 +626,7 @@ def _default_attempts(sub: Submission, ctor: Any) -> list[tuple[str, Callable[[]
     return attempts
 
 
-def build_model(sub: Submission, vocab: int) -> tuple[Any, str, int]:
+def build_model(sub: Answer, vocab: int) -> tuple[Any, str, int]:
     """(model, how it was built, its vocabulary): the tiny configuration where the constructor takes one, else
     the answer's own default configuration when it is small enough to train here."""
     ids = (np.arange(16) % vocab).reshape(1, 16).astype(np.int64)
@@ -766,7 +766,7 @@ def same_projection(w: np.ndarray, axis: int, seed: int = 0) -> np.ndarray:
     return np.moveaxis(out, -1, axis)
 
 
-def _weight_effects(sub: Submission, model: Any, vocab: int, ids: np.ndarray) -> list[dict]:
+def _weight_effects(sub: Answer, model: Any, vocab: int, ids: np.ndarray) -> list[dict]:
     base = _logits(sub, model, ids, vocab)
     scale = float(np.abs(base).max()) or 1.0
     results = []
@@ -793,7 +793,7 @@ def _weight_effects(sub: Submission, model: Any, vocab: int, ids: np.ndarray) ->
     return results
 
 
-def model_weights(sub: Submission, vocab: int, ids: np.ndarray) -> dict:
+def model_weights(sub: Answer, vocab: int, ids: np.ndarray) -> dict:
     """For every 2-D weight of the answer's tiny model: how much the logits move (relative) when the latent weight
     is replaced by a matrix with the same ternary projection (groups along the last or the first axis), and when
     it is replaced by its row-reversed self (a different projection)."""
@@ -859,7 +859,7 @@ def _read_batch(out: Any) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _call_batcher(
-    sub: Submission, fn: Callable[..., Any], tokens: np.ndarray, batch_size: int, seq_len: int, rng: np.random.Generator
+    sub: Answer, fn: Callable[..., Any], tokens: np.ndarray, batch_size: int, seq_len: int, rng: np.random.Generator
 ) -> Any:
     """The batching function called with its own signature: token data or (tokenizer, text), sizes, a generator."""
     names = [p.name.lower() for p in _params(fn)]
@@ -879,7 +879,7 @@ def _call_batcher(
     return sub.call(fn, *args, **kwargs)
 
 
-def batch_pairs(sub: Submission, tokens: np.ndarray, batch_size: int, seq_len: int) -> dict:
+def batch_pairs(sub: Answer, tokens: np.ndarray, batch_size: int, seq_len: int) -> dict:
     """What the answer's batching function makes of ``tokens``: {how, x, y} for (inputs, targets) pairs,
     {how, windows} for plain windows, {tried} when no batching function can be driven (a failed probe)."""
     skip = _need_framework(sub)
@@ -899,7 +899,7 @@ def batch_pairs(sub: Submission, tokens: np.ndarray, batch_size: int, seq_len: i
     return {"tried": tried}
 
 
-def _batcher(sub: Submission, tokens: np.ndarray, batch_size: int, seq_len: int) -> tuple[Callable[[], tuple], str]:
+def _batcher(sub: Answer, tokens: np.ndarray, batch_size: int, seq_len: int) -> tuple[Callable[[], tuple], str]:
     """The answer's batching where it yields (inputs, targets) pairs, else the grader's (noted in ``how``)."""
     rng = np.random.default_rng(0)
     for cand in sub.candidates("batch")[:6]:
@@ -936,7 +936,7 @@ def _declared(fn: Callable[..., Any], keys: list[str]) -> bool:
     return bool(required) and all(any(re.search(_NAMES[k], n) for k in keys) for n in required)
 
 
-def _numpy_stepper(sub: Submission, model: Any, lr: float, first: tuple) -> tuple[Callable[[Any, Any], float], str]:
+def _numpy_stepper(sub: Answer, model: Any, lr: float, first: tuple) -> tuple[Callable[[Any, Any], float], str]:
     """The answer's train step (with its optimizer), probed with one step on ``first``. An exception is a failed
     probe unless every parameter was bound by name, where it is the answer's own error."""
     problems = []
@@ -959,7 +959,7 @@ def _numpy_stepper(sub: Submission, model: Any, lr: float, first: tuple) -> tupl
     raise sub.interface_error("train_step", tried=problems or None)
 
 
-def _bound_step(sub: Submission, fn: Callable[..., Any], values: dict[str, Any]) -> Callable[[Any, Any], float]:
+def _bound_step(sub: Answer, fn: Callable[..., Any], values: dict[str, Any]) -> Callable[[Any, Any], float]:
     def step(x: Any, y: Any) -> float:
         x, y = _like(sub, x), _like(sub, y)
         args, kwargs = _bind(fn, {**values, "x": x, "y": y, "batch": (x, y)}, ["model", "optimizer", "x", "y", "lr"])
@@ -968,7 +968,7 @@ def _bound_step(sub: Submission, fn: Callable[..., Any], values: dict[str, Any])
     return step
 
 
-def _optimizer(sub: Submission, model: Any, lr: float) -> Any:
+def _optimizer(sub: Answer, model: Any, lr: float) -> Any:
     problems = []
     for cand in sub.candidates("optimizer")[:3]:
         try:
@@ -985,7 +985,7 @@ def _optimizer(sub: Submission, model: Any, lr: float) -> Any:
     raise sub.interface_error("optimizer", tried=problems or None)
 
 
-def _loss_caller(sub: Submission, fn: Callable[..., Any]) -> Callable[[Any, Any, Any], Any]:
+def _loss_caller(sub: Answer, fn: Callable[..., Any]) -> Callable[[Any, Any, Any], Any]:
     """loss(model, x, y) for the answer's loss function: (model, x, y) or (model, batch) where the batch is the
     token windows and the function makes the shift itself (it then gets x with y's last token appended)."""
     mx = _mlx()[0]
@@ -1005,7 +1005,7 @@ def _loss_caller(sub: Submission, fn: Callable[..., Any]) -> Callable[[Any, Any,
     return loss_of
 
 
-def _mlx_stepper(sub: Submission, model: Any, lr: float, first: tuple) -> tuple[Callable[[Any, Any], float], str]:
+def _mlx_stepper(sub: Answer, model: Any, lr: float, first: tuple) -> tuple[Callable[[Any, Any], float], str]:
     """The answer's train step (given mlx AdamW where it takes an optimizer), else its loss function under
     nn.value_and_grad, else the grader's cross-entropy; each probed with one step on ``first``."""
     mx, nn = _mlx()
@@ -1058,7 +1058,7 @@ def _mlx_stepper(sub: Submission, model: Any, lr: float, first: tuple) -> tuple[
 
 
 def train(
-    sub: Submission,
+    sub: Answer,
     tokens: np.ndarray,
     vocab: int,
     steps: int,
@@ -1088,7 +1088,7 @@ def train(
     return result
 
 
-def split(sub: Submission, text: str, tokens: np.ndarray) -> dict:
+def split(sub: Answer, text: str, tokens: np.ndarray) -> dict:
     """The answer's train/validation split applied to a text (or, if it takes tokens, to ``tokens``)."""
     skip = _need_framework(sub)
     if skip:
@@ -1124,7 +1124,7 @@ def split(sub: Submission, text: str, tokens: np.ndarray) -> dict:
     raise sub.interface_error("split", tried=problems or None)
 
 
-def latent_dtype(sub: Submission) -> dict:
+def latent_dtype(sub: Answer) -> dict:
     """The dtype of the ternary layer's latent weight (MLX answers; NumPy answers report their framework)."""
     if framework(sub) != "mlx":
         return {"framework": "numpy"}

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 try:
-    from pytest_llmchallenges.child.llmc_api import Role, Submission
+    from pytest_llmchallenges.child.llmc_api import Answer, Role
     from pytest_llmchallenges.child.llmc_entry import entry
 except ImportError:  # inside the child, where the grader's package cannot be imported
-    from llmc_api import Role, Submission  # type: ignore[no-redef]
+    from llmc_api import Answer, Role  # type: ignore[no-redef]
     from llmc_entry import entry  # type: ignore[no-redef]
 
 ROLES = {
@@ -24,7 +24,7 @@ ROLES = {
 
 
 @entry
-def softmax_of(sub: Submission, x: Any, axis: int = -1) -> Any:
+def softmax_of(sub: Answer, x: Any, axis: int = -1) -> Any:
     """The submission's softmax of ``x`` along ``axis``, as a float64 array."""
     fn = sub.role("softmax")
     return np.asarray(sub.call(fn, np.asarray(x), axis=axis), dtype=np.float64)
