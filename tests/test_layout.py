@@ -89,3 +89,20 @@ def test_the_table_is_read_from_the_folders() -> None:
     assert folders == BUILTINS
     orders = [CHALLENGES[n].order for n in CHALLENGES if n in BUILTIN]
     assert orders == sorted(orders) and len(set(orders)) == len(orders)
+
+
+def test_a_call_binds_its_own_driver_folders_and_those_it_builds_on() -> None:
+    """flash_attention_bwd's driver imports flash_attention's adapter (``uses_drivers``): a call binds both
+    driver folders, in that order, and nothing else of either challenge folder."""
+    bwd, fwd = CHALLENGES["flash_attention_bwd"], CHALLENGES["flash_attention"]
+    plan: dict = {"mountpoint": "/x", "hidden": []}
+    request: dict = {}
+    registry.open_driver("flash_attention_bwd", request, plan)
+    assert plan["challenge_drivers"] == [str(bwd.driver_dir), str(fwd.driver_dir)]
+    assert request["driver_paths"] == ["/llmc/drivers/0", "/llmc/drivers/1"]
+    request = {"readable": ["/usr"]}
+    registry.open_driver("backwards", request, None)  # no namespaces: the Landlock read list names the folder
+    assert request == {
+        "readable": ["/usr", str(CHALLENGES["backwards"].driver_dir)],
+        "driver_paths": [str(CHALLENGES["backwards"].driver_dir)],
+    }
