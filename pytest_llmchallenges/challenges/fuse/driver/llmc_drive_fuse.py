@@ -27,33 +27,15 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from pytest_llmchallenges.challenges.fuse.driver.llmc_fuse_build import (
-        build_shim,
-        compile_units,
-        device_arch,
-        first_errors,
-        nvcc_path,
-        run_sanitizer,
-        sanitizer_path,
-        scratch_dir,
-    )
+    from pytest_llmchallenges.challenges.fuse.driver import llmc_fuse_build
     from pytest_llmchallenges.challenges.fuse.driver.llmc_fuse_launcher import launcher_or_compile_error
     from pytest_llmchallenges.challenges.fuse.driver.llmc_fuse_run import launch_one, load_library
     from pytest_llmchallenges.child.llmc_api import Answer
     from pytest_llmchallenges.child.llmc_entry import entry
 except ImportError:  # inside the child, where this folder and the toolkit folder are on sys.path
+    import llmc_fuse_build  # type: ignore[no-redef]
     from llmc_api import Answer  # type: ignore[no-redef]
     from llmc_entry import entry  # type: ignore[no-redef]
-    from llmc_fuse_build import (  # type: ignore[no-redef]
-        build_shim,
-        compile_units,
-        device_arch,
-        first_errors,
-        nvcc_path,
-        run_sanitizer,
-        sanitizer_path,
-        scratch_dir,
-    )
     from llmc_fuse_launcher import launcher_or_compile_error  # type: ignore[no-redef]
     from llmc_fuse_run import launch_one, load_library  # type: ignore[no-redef]
 
@@ -63,9 +45,9 @@ ROLES: dict = {}  # the submission is C++: its launcher is found by llmc_fuse_la
 @entry
 def compile_check(sub: Answer, arch: str = "sm_90") -> dict:
     """Compile every .cu file of the folder unmodified (``nvcc -c``); report the first errors of each."""
-    if nvcc_path() is None:
+    if llmc_fuse_build.nvcc_path() is None:
         return {"missing": "nvcc (the CUDA compiler) is not installed: NVRTC cannot compile host launchers"}
-    return compile_units(Path(sub.root), arch)
+    return llmc_fuse_build.compile_units(Path(sub.root), arch)
 
 
 @entry
@@ -73,15 +55,15 @@ def build(sub: Answer, arch: str | None = None) -> dict:
     """Build the shared library; returns its bytes (the grader keeps them) and what was read from the source."""
     root = Path(sub.root)
     launcher = launcher_or_compile_error(root)
-    arch = arch or device_arch()
-    out = scratch_dir() / "libllmc_fuse.so"
-    tracked, ks, log = build_shim(root, launcher, arch, out)
+    arch = arch or llmc_fuse_build.device_arch()
+    out = llmc_fuse_build.scratch_dir() / "libllmc_fuse.so"
+    tracked, ks, log = llmc_fuse_build.build_shim(root, launcher, arch, out)
     return {
         "so": np.frombuffer(out.read_bytes(), dtype=np.uint8),
         "launcher": launcher.describe() | {"ks": ks},
         "alloc_tracked": tracked,
         "arch": arch,
-        "warnings": first_errors(log, 6) if "warning" in log else "",
+        "warnings": llmc_fuse_build.first_errors(log, 6) if "warning" in log else "",
     }
 
 
@@ -105,13 +87,13 @@ def run_kernel_cases(sub: Answer, built: dict, cases: list[dict], stop_at_first_
 @entry
 def sanitize(sub: Answer, shape: list[int], k: int, tools: list[str], arch: str | None = None) -> dict:
     """Build a standalone program around the launcher and run it under compute-sanitizer's tools."""
-    tool = sanitizer_path()
+    tool = llmc_fuse_build.sanitizer_path()
     if tool is None:
         return {"missing": "compute-sanitizer is not installed"}
     root = Path(sub.root)
     launcher = launcher_or_compile_error(root)
-    arch = arch or device_arch()
+    arch = arch or llmc_fuse_build.device_arch()
     b, t, v = shape
-    exe = scratch_dir() / "llmc_fuse_check"
-    build_shim(root, launcher, arch, exe, main={"B": b, "T": t, "V": v, "K": k})
-    return run_sanitizer(tool, exe, tools)
+    exe = llmc_fuse_build.scratch_dir() / "llmc_fuse_check"
+    llmc_fuse_build.build_shim(root, launcher, arch, exe, main={"B": b, "T": t, "V": v, "K": k})
+    return llmc_fuse_build.run_sanitizer(tool, exe, tools)

@@ -15,32 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 try:
-    from pytest_llmchallenges.challenges.fuse.driver.llmc_fuse_roles import (
-        FLOAT_TYPES,
-        INT_TYPES,
-        assign_roles,
-        dispatch_ks,
-        k_template_position,
-        template_args,
-    )
-    from pytest_llmchallenges.challenges.fuse.driver.llmc_fuse_source import (
-        Function,
-        parse_functions,
-        source_files,
-        strip_comments,
-    )
+    from pytest_llmchallenges.challenges.fuse.driver import llmc_fuse_roles, llmc_fuse_source
     from pytest_llmchallenges.child.llmc_errors import InterfaceError, SubmissionError
 except ImportError:  # inside the child, where this folder and the toolkit folder are on sys.path
+    import llmc_fuse_roles  # type: ignore[no-redef]
+    import llmc_fuse_source  # type: ignore[no-redef]
     from llmc_errors import InterfaceError, SubmissionError  # type: ignore[no-redef]
-    from llmc_fuse_roles import (  # type: ignore[no-redef]
-        FLOAT_TYPES,
-        INT_TYPES,
-        assign_roles,
-        dispatch_ks,
-        k_template_position,
-        template_args,
-    )
-    from llmc_fuse_source import Function, parse_functions, source_files, strip_comments  # type: ignore[no-redef]
 
 COMMON_NAME = "launch_fused_softmax_topk"
 NAME_PATTERNS = [r"^launch.*(softmax|top_?k)", r"softmax.*top_?k|top_?k.*softmax", r"top_?k", r"^launch", r"fused"]
@@ -51,7 +31,7 @@ PROBE_KS = (1, 2, 4, 5, 8, 10, 16, 20, 32, 50, 64, 100, 128, 256)
 class Launcher:
     """The answer's host launcher and how the shim calls it."""
 
-    function: Function
+    function: llmc_fuse_source.Function
     roles: list[str]  # one per runtime parameter; "default" = leave it to its default value
     k_template: int | None  # position of K among the template parameters, None when K is a run-time argument
     template_args: list[str]  # template arguments, with "{K}" where K goes
@@ -98,7 +78,7 @@ def launcher_or_compile_error(root: Path) -> Launcher:
     try:
         return find_launcher(root)
     except InterfaceError as exc:
-        files = source_files(root)
+        files = llmc_fuse_source.source_files(root)
         md = [f.path for f in files if f.markdown]
         if md and not any(f.path.endswith(".cu") and not f.markdown for f in files):
             raise SubmissionError(
@@ -111,12 +91,12 @@ def launcher_or_compile_error(root: Path) -> Launcher:
 
 def find_launcher(root: Path) -> Launcher:
     """The submission's host launcher and how to call it; InterfaceError listing what was found otherwise."""
-    files = [f for f in source_files(root) if not f.markdown]
+    files = [f for f in llmc_fuse_source.source_files(root) if not f.markdown]
     want, manifest_args, manifest_ks = _manifest(root)
-    functions: list[Function] = []
+    functions: list[llmc_fuse_source.Function] = []
     insts: list[tuple[str, list[str]]] = []
     for f in files:
-        fns, ins = parse_functions(strip_comments(f.text), f.path)
+        fns, ins = llmc_fuse_source.parse_functions(llmc_fuse_source.strip_comments(f.text), f.path)
         functions += fns
         insts += ins
     if want:
@@ -137,7 +117,7 @@ def find_launcher(root: Path) -> Launcher:
         except InterfaceError as exc:
             problems.append(str(exc))
     found = ", ".join(f"{f.file}:{f.line} {f.signature()}" for f in functions[:10]) or "none"
-    md = [f.path for f in source_files(root) if f.markdown]
+    md = [f.path for f in llmc_fuse_source.source_files(root) if f.markdown]
     raise InterfaceError(
         "no usable host launcher (a function taking the logits and output pointers); "
         + (f"tried: {' | '.join(problems)}; " if problems else f"host functions found: {found}; ")
@@ -146,7 +126,7 @@ def find_launcher(root: Path) -> Launcher:
     )
 
 
-def _name_score(fn: Function) -> int:
+def _name_score(fn: llmc_fuse_source.Function) -> int:
     low = fn.short.lower()
     if low == COMMON_NAME:
         return 100
@@ -157,21 +137,24 @@ def _name_score(fn: Function) -> int:
 
 
 def _launcher_for(
-    fn: Function, insts: list[tuple[str, list[str]]], manifest_args: list[str] | None, manifest_ks: list[int] | None
+    fn: llmc_fuse_source.Function,
+    insts: list[tuple[str, list[str]]],
+    manifest_args: list[str] | None,
+    manifest_ks: list[int] | None,
 ) -> Launcher:
     k_pos = None
     targs: list[str] = []
     if fn.template is not None:
-        k_pos = k_template_position(fn.template)
+        k_pos = llmc_fuse_roles.k_template_position(fn.template)
         if k_pos is None:
             raise InterfaceError(f"{fn.file}:{fn.line} {fn.signature()}: no template parameter reads as K")
-        targs = template_args(fn.template, k_pos)
+        targs = llmc_fuse_roles.template_args(fn.template, k_pos)
     if manifest_args is not None:
         if len(manifest_args) > len(fn.params):
             raise InterfaceError(f"llmchallenge.toml [fuse] args lists {len(manifest_args)} roles for {fn.signature()}")
         roles = manifest_args
     else:
-        roles = assign_roles(fn, k_pos is not None)
+        roles = llmc_fuse_roles.assign_roles(fn, k_pos is not None)
     ks: list[int] | None
     if manifest_ks:
         ks = sorted(manifest_ks)
@@ -180,10 +163,10 @@ def _launcher_for(
         ks = sorted({int(a) for a in seen if a.isdigit()}) or list(PROBE_KS)
     else:
         k_names = [p.name for p, r in zip(fn.params, roles, strict=False) if r == "K"]
-        ks = dispatch_ks(fn, k_names)
+        ks = llmc_fuse_roles.dispatch_ks(fn, k_names)
     by_role = dict(zip(roles, fn.params, strict=False))
-    idx_t = INT_TYPES.get(by_role["idx"].base) if "idx" in by_role else None
-    prob_t = FLOAT_TYPES.get(by_role["probs"].base) if "probs" in by_role else None
+    idx_t = llmc_fuse_roles.INT_TYPES.get(by_role["idx"].base) if "idx" in by_role else None
+    prob_t = llmc_fuse_roles.FLOAT_TYPES.get(by_role["probs"].base) if "probs" in by_role else None
     logit_t = by_role["logits"].base if "logits" in by_role else None
     if idx_t is None or prob_t is None or logit_t != "float":
         raise InterfaceError(
