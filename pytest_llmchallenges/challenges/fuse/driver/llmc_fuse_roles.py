@@ -85,9 +85,9 @@ def assign_roles(fn: Function, k_in_template: bool) -> list[str]:
         if p.base in ("cudaStream_t", "CUstream", "cudaStream"):
             roles[i] = "stream"
         elif _int_like(p):
-            r = name_role(p.name) if p.name else None
-            if r is not None and r not in roles:
-                roles[i] = r
+            named = name_role(p.name) if p.name else None
+            if named is not None and named not in roles:
+                roles[i] = named
         elif p.base in ("float", "double") and re.search(r"temp", p.name.lower()):
             roles[i] = "temperature"
     ints_left = [i for i, p in enumerate(params) if roles[i] is None and _int_like(p) and p.default is None]

@@ -68,7 +68,10 @@ def matching(text: str, i: int, open_: str, close: str) -> int:
 
 
 def split_top(text: str, sep: str = ",") -> list[str]:
-    parts, depth, cur = [], 0, []
+    """``text`` split at the ``sep`` outside any brackets (template and parameter lists)."""
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for c in text:
         if c in "(<[{":
             depth += 1
