@@ -122,6 +122,9 @@ class _State:
 
     # the form of an answer, by example
     def example_output(self, obj: Any, name: str, args: tuple, kwargs: dict) -> Any:
+        """What the submission's own model instance answers to this call, or _NO_EXAMPLE. Only the form of the
+        answer is used, never its values; a failure is a guess that did not fit (llmc_probe rule 3), never
+        the answer's error: the method may well be one that only the grader's values make sense for."""
         if obj is None:
             return _NO_EXAMPLE
         fn = obj if name == "__call__" and not inspect.isclass(obj) else getattr(obj, name, None)

@@ -8,7 +8,7 @@ the logits at a tree node equal the autoregressive logits of prompt + path) and 
 predictions depend on the context and a verifier that reads the wrong position is exposed. The driver
 passes it in dressed as the submission's own model class (same method names, same answer shapes), and the
 expected outputs are computed here by plain autoregressive decoding, with no tree mask at all
-(oracles/dflash.py).
+(oracle.py).
 
 Where the prompt misleads:
 
@@ -330,7 +330,7 @@ def test_accepts_what_the_prompt_loop_accepts(sandbox, rng, target_lm):
     node was the next candidate (4d). Stopping there follows the prompt and passes; accepting a longer path
     (the longest matching one) is efficiency, not correctness. The loop is read greedy-consistently where it
     misleads (see the module doc): a node is checked against its parent's prediction, and a sibling of an
-    accepted node never re-emits a token (oracles/dflash.py: prompt_loop_floor). Fails verifiers that waste
+    accepted node never re-emits a token (oracle.py: prompt_loop_floor). Fails verifiers that waste
     what the prompt accepts: keeping the last accepted node in index order instead of the path, ignoring the
     draft."""
     cases: list[Case] = []
