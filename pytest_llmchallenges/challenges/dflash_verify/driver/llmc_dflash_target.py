@@ -22,86 +22,26 @@ import numpy as np
 
 try:
     from pytest_llmchallenges.child.llmc_api import Answer, InterfaceError
-    from pytest_llmchallenges.child.llmc_bind import bind
     from pytest_llmchallenges.child.llmc_models import MinimalLM
-    from pytest_llmchallenges.child.llmc_probe import Attempt, first_working, guess
 
-    from .llmc_dflash_mask import normalize_mask
+    from .llmc_dflash_calls import Parsed, is_float_array, parse_call
+    from .llmc_dflash_forms import fit, log_softmax, softmax_kind
+    from .llmc_dflash_model import their_model
     from .llmc_dflash_tags import Tags
-    from .llmc_dflash_values import as_ids, is_int, param_names
+    from .llmc_dflash_values import as_ids, is_int
 except ImportError:  # inside the child, where this folder is on sys.path
     from llmc_api import Answer, InterfaceError  # type: ignore[no-redef]
-    from llmc_bind import bind  # type: ignore[no-redef]
-    from llmc_dflash_mask import normalize_mask  # type: ignore[no-redef]
+    from llmc_dflash_calls import Parsed, is_float_array, parse_call  # type: ignore[no-redef]
+    from llmc_dflash_forms import fit, log_softmax, softmax_kind  # type: ignore[no-redef]
+    from llmc_dflash_model import their_model  # type: ignore[no-redef]
     from llmc_dflash_tags import Tags  # type: ignore[no-redef]
-    from llmc_dflash_values import as_ids, is_int, param_names  # type: ignore[no-redef]
+    from llmc_dflash_values import as_ids, is_int  # type: ignore[no-redef]
     from llmc_models import MinimalLM  # type: ignore[no-redef]
-    from llmc_probe import Attempt, first_working, guess  # type: ignore[no-redef]
 
-_POSITIONS = re.compile(r"pos|depth")
-_POSITION_IDS = re.compile(r"pos")
 _VOCAB = re.compile(r"vocab|n_?tokens|num_?tokens|^v$")
 _DIM = re.compile(r"^(d|d_?model|dim|hidden(_size|_dim)?|n_?embd|embed(_dim|ding_dim)?|emb_dim|d_emb)$")
 _POS_TABLE = re.compile(r"pos|position|wpe")
 _NO_EXAMPLE = object()
-
-
-def _softmax_kind(example: np.ndarray) -> str:
-    rows = np.asarray(example, dtype=np.float64).reshape(-1, example.shape[-1])
-    if not np.all(np.isfinite(rows)):
-        return "logits"
-    top = rows.max(axis=1, keepdims=True)
-    lse = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
-    if np.all(rows <= 1e-9) and np.allclose(lse, 0.0, atol=1e-5):
-        return "log_probs"
-    if np.all(rows >= 0) and np.allclose(rows.sum(axis=1), 1.0, atol=1e-5):
-        return "probs"
-    return "logits"
-
-
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
-class _Parsed:
-    """What a call on the model was about: token ids (given, or read from tag rows), the mask, the position
-    ids the caller passed (None: none), and the logits already attached to hidden-state rows; ``slot`` is
-    where the ids were (None: from rows)."""
-
-    def __init__(
-        self,
-        ids: np.ndarray,
-        mask: np.ndarray | None,
-        known_logits: np.ndarray | None,
-        slot: int | str | None,
-        positions: np.ndarray | None = None,
-    ) -> None:
-        self.ids, self.mask, self.known_logits, self.slot = ids, mask, known_logits, slot
-        self.positions = positions
-        self.computed: np.ndarray | None = None  # the grader's logits, once computed for this call
-
-
-def _position_ids(value: Any, ids: np.ndarray) -> np.ndarray | None:
-    """Position ids a caller passed, as an array broadcastable to ``ids``: an array of ints, or a start offset.
-
-    The grader's model honours them (it has a position embedding), so wrong positions give wrong logits.
-    """
-    if value is None:
-        return None
-    if is_int(value) or (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu"):
-        return int(value) + np.arange(ids.shape[-1])  # a start offset (start_pos=P)
-    pos = np.asarray(value)
-    if pos.dtype.kind not in "iu" and not (pos.dtype.kind == "f" and np.all(pos == np.round(pos))):
-        raise InterfaceError(f"position ids of dtype {pos.dtype}: expected integers")
-    pos = pos.astype(np.int64)
-    while pos.ndim > ids.ndim and pos.shape[0] == 1:
-        pos = pos[0]
-    if pos.shape[-1] != ids.shape[-1]:
-        raise InterfaceError(f"position ids of shape {pos.shape} for {ids.shape[-1]} tokens")
-    if ids.ndim == 1 and pos.ndim == 2 and pos.shape[0] == 1:
-        pos = pos[0]
-    return pos
 
 
 class _State:
@@ -144,44 +84,7 @@ class _State:
         except Exception:
             return _NO_EXAMPLE
 
-    def parse(self, fn: Any, args: tuple, kwargs: dict) -> _Parsed | None:
-        names = param_names(fn, len(args))
-        items = list(zip(names, args, strict=True)) + list(kwargs.items())
-        ids = known = slot = None
-        positions: Any = None
-        placed: np.ndarray | None = None
-        lead: tuple[int, ...] = ()
-        for index, (key, value) in enumerate(items):
-            if _POSITION_IDS.search(str(key).lower()):
-                positions = value
-            if _POSITIONS.search(str(key).lower()) or ids is not None:
-                continue
-            given = as_ids(value)
-            if given is not None:
-                ids, slot = given, (index if index < len(args) else key)
-                continue
-            if _is_float_array(value) and value.ndim in (2, 3) and value.shape[-1] == self.dim:
-                rows = self.tags.lookup(value)
-                if rows is not None:
-                    lead = value.shape[:-1]
-                    ids = np.array([r[0] for r in rows], dtype=np.int64).reshape(lead)
-                    attached = [r[1] for r in rows if r[1] is not None]
-                    if len(attached) == len(rows):
-                        known = np.stack(attached).reshape(*lead, -1)
-                    if any(r[2] is not None for r in rows):  # some rows embedded at explicit positions
-                        placed = np.array([-1 if r[2] is None else r[2] for r in rows], dtype=np.int64)
-                        placed = placed.reshape(lead)
-        if ids is None:
-            return None
-        length = ids.shape[-1]
-        square = [v for _, v in items if isinstance(v, np.ndarray) and v.dtype.kind in "bf" and v.ndim >= 2]
-        mask = next((normalize_mask(v, length) for v in square if v.shape[-2:] == (length, length)), None)
-        if positions is None and placed is not None:  # the others at their place in the sequence (the mask's)
-            visible = np.tril(np.ones((length, length), dtype=bool)) if mask is None else mask
-            positions = np.where(placed >= 0, placed, np.broadcast_to(visible.sum(axis=-1) - 1, placed.shape))
-        return _Parsed(ids, mask, known, slot, _position_ids(positions, ids))
-
-    def logits(self, parsed: _Parsed) -> np.ndarray:
+    def logits(self, parsed: Parsed) -> np.ndarray:
         """The grader's logits for a call; a call that runs the model (not one answered from hidden-state
         rows) is one forward pass, counted in :attr:`passes`, which the dressed model never exposes."""
         if parsed.known_logits is not None:
@@ -199,10 +102,10 @@ class _State:
 
     def call(self, obj: Any, fn_for_names: Any, name: str, args: tuple, kwargs: dict) -> Any:
         example = self.example_output(obj, name, args, kwargs)
-        parsed = self.parse(fn_for_names, args, kwargs)
+        parsed = parse_call(fn_for_names, args, kwargs, self.tags, self.dim)
         if parsed is None:
             values = [*args, *kwargs.values()]
-            strange = [v for v in values if _is_float_array(v) and v.ndim in (2, 3) and v.shape[-1] == self.dim]
+            strange = [v for v in values if is_float_array(v) and v.ndim in (2, 3) and v.shape[-1] == self.dim]
             if strange:
                 raise InterfaceError(
                     f"the verifier called target_model.{name} on {strange[0].shape} vectors that are not the "
@@ -226,7 +129,7 @@ class _State:
 
         return self.shape_like(name, parsed, example, probe)
 
-    def context_free(self, name: str, parsed: _Parsed, example: np.ndarray, probe: Callable[..., Any]) -> bool:
+    def context_free(self, name: str, parsed: Parsed, example: np.ndarray, probe: Callable[..., Any]) -> bool:
         """Does this method answer per token (an embedding), or per position in context (a hidden state)?"""
         if parsed.known_logits is not None or parsed.mask is not None or parsed.slot is None:
             return False
@@ -242,7 +145,7 @@ class _State:
             return False
         return bool(np.array_equal(other[..., -1, :], example[..., -1, :]))
 
-    def shape_like(self, name: str, parsed: _Parsed, example: Any, probe: Callable[..., Any]) -> Any:
+    def shape_like(self, name: str, parsed: Parsed, example: Any, probe: Callable[..., Any]) -> Any:
         if example is _NO_EXAMPLE:
             return self.logits(parsed)  # (*lead, L, V)
         if isinstance(example, (tuple, list)) and example and as_ids(example) is None:
@@ -264,17 +167,17 @@ class _State:
         if ex.shape[-1] == self.dim and self.dim != self.their_vocab:
             if self.context_free(name, parsed, ex, probe):
                 if parsed.positions is not None:
-                    return _fit(self.tags.placed(parsed.ids, parsed.positions), parsed.ids.shape, ex, name)
-                return _fit(self.tags.table[parsed.ids], parsed.ids.shape, ex, name)
-            return _fit(self.tags.hidden(parsed.ids, self.logits(parsed)), parsed.ids.shape, ex, name)
+                    return fit(self.tags.placed(parsed.ids, parsed.positions), parsed.ids.shape, ex, name)
+                return fit(self.tags.table[parsed.ids], parsed.ids.shape, ex, name)
+            return fit(self.tags.hidden(parsed.ids, self.logits(parsed)), parsed.ids.shape, ex, name)
         ours = self.logits(parsed)
-        kind = _softmax_kind(ex)
-        out = _log_softmax(ours)
+        kind = softmax_kind(ex)
+        out = log_softmax(ours)
         if kind == "probs":
             out = np.exp(out)
         elif kind == "logits":
             out = ours
-        return _fit(out, parsed.ids.shape, ex, name).astype(ex.dtype, copy=False)
+        return fit(out, parsed.ids.shape, ex, name).astype(ex.dtype, copy=False)
 
     def greedy_like(self, ids: np.ndarray, example: Any) -> Any:
         seq = ids.reshape(-1).tolist()
@@ -311,24 +214,6 @@ class _State:
         if callable(value) or hasattr(value, "__dict__"):
             return make_target(self, type(value), value)
         raise InterfaceError(f"the verifier reads the model's attribute {name} ({type(value).__name__})")
-
-
-def _fit(out: np.ndarray, lead: tuple[int, ...], example: np.ndarray, name: str) -> np.ndarray:
-    """Our (*lead, X) array in the layout of the submission's example answer."""
-    base = len(lead) + 1
-    if example.ndim == base:
-        return out
-    if example.ndim == base + 1:
-        return out[None]
-    if example.ndim == base - 1:
-        if len(lead) == 2 and lead[0] == 1 and example.shape[0] == lead[1]:
-            return out[0]  # (1, L) in, (L, X) out
-        return out[..., -1, :]  # the last position only
-    raise InterfaceError(f"target_model.{name}: cannot lay out {out.shape} like the submission's {example.shape}")
-
-
-def _is_float_array(v: Any) -> bool:
-    return isinstance(v, np.ndarray) and v.dtype.kind == "f"
 
 
 def _instance_values(obj: Any) -> dict[str, Any]:
@@ -394,7 +279,7 @@ class TargetAdapter:
 
     def __init__(self, sub: Answer, cfg: dict[str, Any]) -> None:
         self.lm = MinimalLM(**cfg)
-        self.cls, self.example = _their_model(sub, self.lm)
+        self.cls, self.example = their_model(sub, self.lm)
         self.state = _State(self.lm, self.example)
 
     def model(self) -> Any:
@@ -404,52 +289,3 @@ class TargetAdapter:
         if self.cls is None:
             return "no model class found: the grader's model is passed with forward/__call__/logits methods"
         return f"the grader's model dressed as {self.cls.__name__}" + ("" if self.example else " (not instantiable)")
-
-
-def _their_model(sub: Answer, lm: MinimalLM) -> tuple[type | None, Any]:
-    """The submission's model class and, when it can be built, an instance (used only to learn answer forms)."""
-    try:
-        found = sub.classes("model", skip=r"draft|mock|tree|test")
-    except InterfaceError:
-        return None, None
-    return (found[0], _instantiate(sub, found[0], lm)) if found else (None, None)
-
-
-# constructor parameters of the submission's model class, by name (first match wins): the grader's sizes
-_SIZES = {
-    "vocab": r"vocab",
-    "dim": r"^(d|d_?model|dim|hidden(_size|_dim)?|n_?embd|embed(_dim|ding_dim)?|emb_dim)$",
-    "heads": r"head",
-    "seed": r"seed",
-    "layers": r"layer",
-    "context": r"max|ctx|context|seq|block|len|position",
-    "ff": r"ff|mlp|inner",
-    "rng": r"^(rng|random_state|generator)$",
-}
-
-
-def _instantiate(sub: Answer, cls: type, lm: MinimalLM) -> Any:
-    """An instance of the submission's model class, built with the grader's sizes or with no arguments; None
-    when neither works. Both are the grader's guesses (llmc_probe rule 3): a failure only means no example."""
-    values = {
-        "vocab": lm.vocab_size,
-        "dim": lm.d_model,
-        "heads": lm.n_heads,
-        "seed": 0,
-        "layers": 1,
-        "context": 512,
-        "ff": 4 * lm.d_model,
-        "rng": np.random.default_rng(0),
-    }
-
-    def build(sized: bool) -> Any:
-        with guess("the model class built only to learn the form of its answers"):
-            if sized:
-                return sub.invoke(bind(cls, values, _SIZES, [], reusable=tuple(values)))
-            return sub.call(cls)
-
-    attempts = [Attempt("sizes by name", lambda: build(True)), Attempt("no arguments", lambda: build(False))]
-    try:
-        return first_working(attempts, lambda obj: obj, lambda tried: InterfaceError("; ".join(tried)))[0]
-    except InterfaceError:
-        return None

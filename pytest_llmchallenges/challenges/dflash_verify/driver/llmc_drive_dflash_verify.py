@@ -4,8 +4,10 @@ The submission verifies draft trees against the *grader's* target model (llmc_mo
 tree-consistent), never against its own: only then is "equal to greedy decoding" a property of the verifier
 alone. The pieces, one job each:
 
-- llmc_dflash_target: the grader's model dressed as the submission's own model class (llmc_dflash_tags: the
-  tag vectors it hands out as embeddings and hidden states);
+- llmc_dflash_target: the grader's model dressed as the submission's own model class, answering its calls;
+  llmc_dflash_model finds that class and an example instance, llmc_dflash_calls reads each call (ids, mask,
+  positions), llmc_dflash_forms lays the answer out like the example's, llmc_dflash_tags makes the tag
+  vectors it hands out as embeddings and hidden states;
 - llmc_dflash_verifier: finding the verifier (or the generation loop) and running one cycle through it;
 - llmc_dflash_result: what a cycle returned and what it appended, read by the tree's structure (no oracle);
 - llmc_dflash_mask: masks as booleans, from whatever form the answer writes them in;
