@@ -27,9 +27,9 @@ TARGET = {"vocab_size": 50, "d_model": 16, "n_heads": 2, "seed": 0}
 ALLOWED = np.array([[True, False, False], [True, True, False], [True, False, True]])
 
 
-def answer(tmp_path: Path, files: dict[str, str]) -> Answer:
-    for name, text in files.items():
-        (tmp_path / name).write_text(textwrap.dedent(text))
+def answer(tmp_path: Path, name: str, text: str) -> Answer:
+    """An answer folder holding one file (a name of its own per test: the files are imported by that name)."""
+    (tmp_path / name).write_text(textwrap.dedent(text))
     return Answer(tmp_path, driver.ROLES)
 
 
@@ -116,8 +116,8 @@ def test_reference_verifier_reproduces_greedy_decoding() -> None:
 def test_a_method_is_called_on_its_class_built_with_the_model(tmp_path: Path) -> None:
     sub = answer(
         tmp_path,
-        {
-            "dfv_method.py": """
+        "dfv_method.py",
+        """
             class Speculator:
                 def __init__(self, target_model):
                     self.model = target_model
@@ -125,8 +125,7 @@ def test_a_method_is_called_on_its_class_built_with_the_model(tmp_path: Path) ->
                 def verify_and_accept(self, prompt_tokens, tree_tokens, tree_parents):
                     assert self.model is not None
                     return [], 7
-            """
-        },
+            """,
     )
     verifier = Verifier(sub, TARGET)
     assert verifier.cycle([1, 2], [3], [-1])["appended"] == [7]
@@ -136,12 +135,11 @@ def test_own_error_of_a_pattern_found_verifier_bound_by_name_is_the_answers(tmp_
     """Rule 2: every argument bound by its name, the exception raised in the answer's code: ``error``."""
     sub = answer(
         tmp_path,
-        {
-            "dfv_raises.py": """
+        "dfv_raises.py",
+        """
             def verify_tree_step(prompt, tree_tokens, parents, model):
                 return 1 // 0
-            """
-        },
+            """,
     )
     with pytest.raises(SubmissionError, match="ZeroDivisionError") as info:
         Verifier(sub, TARGET)
@@ -152,15 +150,14 @@ def test_a_guessed_verifier_that_fails_leaves_the_generation_loop(tmp_path: Path
     """Rule 3: parameters the names do not tell, bound by position, are a guess; the loop is driven instead."""
     sub = answer(
         tmp_path,
-        {
-            "dfv_loop.py": """
+        "dfv_loop.py",
+        """
             def verify_step(a, b, c, d):
                 return 1 // 0
 
             def speculative_generate(prompt, target_model, draft_model, max_new_tokens):
                 return list(prompt) + [5] * max_new_tokens
-            """
-        },
+            """,
     )
     verifier = Verifier(sub, TARGET)
     assert verifier.verify is None
@@ -168,7 +165,7 @@ def test_a_guessed_verifier_that_fails_leaves_the_generation_loop(tmp_path: Path
 
 
 def test_nothing_to_drive_is_an_interface_error(tmp_path: Path) -> None:
-    sub = answer(tmp_path, {"dfv_none.py": "def helper(x):\n    return x\n"})
+    sub = answer(tmp_path, "dfv_none.py", "def helper(x):\n    return x\n")
     with pytest.raises(InterfaceError, match="no generation loop"):
         Verifier(sub, TARGET)
 
@@ -191,7 +188,7 @@ def test_tree_masks_binds_the_prompt_length_and_the_parents(tmp_path: Path, sign
                 q = {parents}[q]
         return np.where(m, 0.0, -np.inf)
     """
-    sub = answer(tmp_path, {f"dfv_mask_{len(signature)}.py": body})
+    sub = answer(tmp_path, f"dfv_mask_{len(signature)}.py", body)
     out = driver.tree_masks(sub, [{"prompt_len": 2, "parents": [-1, 0, -1]}])
     assert out["forms"] == ["additive"]
     assert out["masks"][0][3].tolist() == [True, True, True, True, False]
