@@ -18,43 +18,15 @@ from typing import Any
 import numpy as np
 
 try:
-    from pytest_llmchallenges.challenges.ternary_training.driver.llmc_ternary_frame import (
-        BUFFER,
-        GROUP,
-        NAMES,
-        WEIGHT_NAME,
-        bind_named,
-        forward,
-        framework,
-        is_mx,
-        like,
-        load,
-        mlx,
-        to_numpy,
-        with_required_group,
-    )
+    from pytest_llmchallenges.challenges.ternary_training.driver import llmc_ternary_frame as frame
     from pytest_llmchallenges.child.llmc_api import Answer, Candidate, InterfaceError
     from pytest_llmchallenges.child.llmc_bind import BindError, parameters, qualified_name
     from pytest_llmchallenges.child.llmc_probe import Attempt, first_working, guess
 except ImportError:  # inside the child, where this folder and the toolkit folder are on sys.path
+    import llmc_ternary_frame as frame  # type: ignore[no-redef]
     from llmc_api import Answer, Candidate, InterfaceError  # type: ignore[no-redef]
     from llmc_bind import BindError, parameters, qualified_name  # type: ignore[no-redef]
     from llmc_probe import Attempt, first_working, guess  # type: ignore[no-redef]
-    from llmc_ternary_frame import (  # type: ignore[no-redef]
-        BUFFER,
-        GROUP,
-        NAMES,
-        WEIGHT_NAME,
-        bind_named,
-        forward,
-        framework,
-        is_mx,
-        like,
-        load,
-        mlx,
-        to_numpy,
-        with_required_group,
-    )
 
 MAX_PARAMETERS = 20_000_000  # a model built from an answer's own default configuration must train on CPU
 NOT_A_MODEL = r"ternar.*(linear|embed)|bitlinear|rmsnorm|attention|mlp"
@@ -96,7 +68,7 @@ def _fill_config(cfg: Any, values: dict[str, Any]) -> Any:
     """Set every attribute of a config object (or dict) that matches a tiny-config name."""
     keys = list(cfg) if isinstance(cfg, dict) else list(vars(cfg))
     for attr in keys:
-        key = next((k for k in values if re.search(NAMES[k], attr.lower())), None)
+        key = next((k for k in values if re.search(frame.NAMES[k], attr.lower())), None)
         if key is not None:
             if isinstance(cfg, dict):
                 cfg[attr] = values[key]
@@ -111,13 +83,13 @@ def _config_by_parameters(sub: Answer, cls: Any, values: dict[str, Any]) -> Any:
     named = _dict_config(values)
     kwargs: dict[str, Any] = {}
     for p in parameters(cls):
-        key = next((k for k in values if re.search(NAMES[k], p.name.lower())), None)
+        key = next((k for k in values if re.search(frame.NAMES[k], p.name.lower())), None)
         if p.name in named:
             kwargs[p.name] = named[p.name]
         elif key is not None:
             kwargs[p.name] = values[key]
-        elif p.default is p.empty and re.search(NAMES["group"], p.name.lower()):
-            kwargs[p.name] = GROUP
+        elif p.default is p.empty and re.search(frame.NAMES["group"], p.name.lower()):
+            kwargs[p.name] = frame.GROUP
         elif p.default is p.empty:
             raise InterfaceError(f"{qualified_name(cls)}: no tiny-config value for its parameter {p.name!r}")
     return sub.call(cls, **kwargs)
@@ -144,17 +116,17 @@ def _sized_builds(sub: Answer, ctor: Any, vocab: int) -> list[tuple[str, Any]]:
     for cand in sub.candidates("config")[:3]:
 
         def with_config(cand: Candidate = cand) -> Any:
-            return sub.call(ctor, _make_config(sub, load(cand), values))
+            return sub.call(ctor, _make_config(sub, frame.load(cand), values))
 
         builds.append((f"{qualified_name(ctor)}({cand.name}(...))", with_config))
     try:
-        bound = bind_named(ctor, with_required_group(ctor, values), [])
+        bound = frame.bind_named(ctor, frame.with_required_group(ctor, values), [])
     except BindError:
         bound = None
 
     def with_kwargs() -> Any:
         if bound is None:
-            bind_named(ctor, with_required_group(ctor, values), [])  # raises: the probe fails
+            frame.bind_named(ctor, frame.with_required_group(ctor, values), [])  # raises: the probe fails
         return sub.invoke(bound)
 
     def with_dict() -> Any:
@@ -180,7 +152,9 @@ def _estimated_size(cfg: Any) -> int | None:
     fields = cfg if isinstance(cfg, dict) else vars(cfg) if hasattr(cfg, "__dict__") else {}
     sizes: dict[str, int] = {}
     for name, value in fields.items():
-        key = next((k for k in ("vocab", "hidden", "layers", "ffn") if re.search(NAMES[k], str(name).lower())), None)
+        key = next(
+            (k for k in ("vocab", "hidden", "layers", "ffn") if re.search(frame.NAMES[k], str(name).lower())), None
+        )
         if key and isinstance(value, int) and not isinstance(value, bool) and key not in sizes:
             sizes[key] = value
     if not {"vocab", "hidden", "layers"} <= sizes.keys():
@@ -211,7 +185,7 @@ def _default_builds(sub: Answer, ctor: Any) -> list[tuple[str, Any]]:
     for cand in sub.candidates("config")[:3]:
 
         def with_default(cand: Candidate = cand) -> Any:
-            cls = load(cand)
+            cls = frame.load(cand)
             if any(p.default is p.empty for p in parameters(cls)):
                 raise InterfaceError(f"{cand.name} has required parameters")
             cfg = sub.call(cls)
@@ -248,7 +222,7 @@ def _model_attempts(sub: Answer, ids: np.ndarray, vocab: int) -> Iterator[Attemp
     ctors: list[tuple[Any, bool]] = []
     for cand in sub.candidates("model")[:6]:
         try:
-            ctor = load(cand)
+            ctor = frame.load(cand)
         except Exception as exc:  # not loadable: an attempt that fails as it did
             yield Attempt(str(cand), partial(_fails, exc), cand.documented)
             continue
@@ -267,8 +241,8 @@ def build_model(sub: Answer, vocab: int) -> tuple[Any, str, int]:
     the answer's own default configuration when it is small enough to train here."""
     ids = (np.arange(16) % vocab).reshape(1, 16).astype(np.int64)
     np.random.seed(0)  # answers initialise from the global generators: the same model on every run
-    if framework(sub) == "mlx":
-        mlx()[0].random.seed(0)  # type: ignore[index]
+    if frame.framework(sub) == "mlx":
+        frame.mlx()[0].random.seed(0)  # type: ignore[index]
     (model, built_vocab, label), _ = first_working(
         _labelled(_model_attempts(sub, ids, vocab)),
         lambda built: None,
@@ -294,7 +268,7 @@ def _with_label(attempt: Attempt) -> tuple[Any, int, str]:
 
 # -- running it --------------------------------------------------------------------------------------------------------
 def _output(sub: Answer, model: Any, ids: np.ndarray) -> Any:
-    out = sub.call(forward(model), like(sub, ids))
+    out = sub.call(frame.forward(model), frame.like(sub, ids))
     out = out[0] if isinstance(out, (tuple, list)) else out
     if isinstance(out, dict):
         out = next(v for k, v in out.items() if "logit" in str(k).lower())
@@ -303,7 +277,7 @@ def _output(sub: Answer, model: Any, ids: np.ndarray) -> Any:
 
 def logits(sub: Answer, model: Any, ids: np.ndarray, vocab: int) -> np.ndarray:
     """The model's logits for ``ids``, (tokens, vocab); InterfaceError when the last axis is not the vocab."""
-    arr = to_numpy(_output(sub, model, ids), "model output").astype(np.float64)
+    arr = frame.to_numpy(_output(sub, model, ids), "model output").astype(np.float64)
     if arr.shape[-1] != vocab:
         raise InterfaceError(f"model output has shape {arr.shape}; expected logits with {vocab} on the last axis")
     return arr.reshape(-1, vocab)
@@ -372,8 +346,8 @@ def _get(container: Any, key: Any) -> Any:
 
 
 def _set(container: Any, key: Any, value: np.ndarray, like_this: Any) -> None:
-    if is_mx(like_this):
-        mx = mlx()[0]  # type: ignore[index]
+    if frame.is_mx(like_this):
+        mx = frame.mlx()[0]  # type: ignore[index]
         new = mx.array(value.astype(np.float32)).astype(like_this.dtype)
         if hasattr(container, "trainable_parameters") and isinstance(key, str):
             from mlx.utils import tree_unflatten
@@ -399,8 +373,8 @@ def same_projection(w: np.ndarray, axis: int, seed: int = 0) -> np.ndarray:
     a = np.moveaxis(np.asarray(w, np.float64), axis, -1)
     out = np.empty_like(a)
     n = a.shape[-1]
-    for j0 in range(0, n, GROUP):
-        blk = a[..., j0 : j0 + GROUP]
+    for j0 in range(0, n, frame.GROUP):
+        blk = a[..., j0 : j0 + frame.GROUP]
         s = np.abs(blk).mean(axis=-1, keepdims=True)
         safe = np.where(s > 0, s, 1.0)
         codes = np.clip(np.rint(blk / safe), -1, 1) * (s > 0)
@@ -411,7 +385,7 @@ def same_projection(w: np.ndarray, axis: int, seed: int = 0) -> np.ndarray:
         u = rng.uniform(-1, 1, blk.shape) * nz
         u -= nz * (u.sum(axis=-1, keepdims=True) / np.maximum(nz.sum(axis=-1, keepdims=True), 1))
         mag = big * (1.0 + 0.15 * u)
-        out[..., j0 : j0 + GROUP] = codes * mag + z
+        out[..., j0 : j0 + frame.GROUP] = codes * mag + z
     return np.moveaxis(out, -1, axis)
 
 
@@ -421,10 +395,10 @@ def weight_effects(sub: Answer, model: Any, vocab: int, ids: np.ndarray) -> list
     scale = float(np.abs(base).max()) or 1.0
     results = []
     for path, container, key in weights(model):
-        if BUFFER.search(str(key).lower()) and not WEIGHT_NAME.match(str(key).lower()):
+        if frame.BUFFER.search(str(key).lower()) and not frame.WEIGHT_NAME.match(str(key).lower()):
             continue
         original = _get(container, key)
-        w = to_numpy(original, path).astype(np.float64)
+        w = frame.to_numpy(original, path).astype(np.float64)
         entry = {"path": path, "shape": list(w.shape), "owner": type(container).__name__}
         for label, make in (
             ("reversed", lambda w=w: w[::-1].copy()),

@@ -12,43 +12,19 @@ from typing import Any
 import numpy as np
 
 try:
-    from pytest_llmchallenges.challenges.ternary_training.driver.llmc_ternary_frame import (
-        BUFFER,
-        GRAD_NAME,
-        GROUP,
-        WEIGHT_NAME,
-        bind_named,
-        forward,
-        is_mx,
-        like,
-        load,
-        to_numpy,
-        with_required_group,
-    )
+    from pytest_llmchallenges.challenges.ternary_training.driver import llmc_ternary_frame as frame
     from pytest_llmchallenges.child.llmc_api import Answer, Candidate, InterfaceError
     from pytest_llmchallenges.child.llmc_bind import Binding, parameters, qualified_name
 except ImportError:  # inside the child, where this folder and the toolkit folder are on sys.path
+    import llmc_ternary_frame as frame  # type: ignore[no-redef]
     from llmc_api import Answer, Candidate, InterfaceError  # type: ignore[no-redef]
     from llmc_bind import Binding, parameters, qualified_name  # type: ignore[no-redef]
-    from llmc_ternary_frame import (  # type: ignore[no-redef]
-        BUFFER,
-        GRAD_NAME,
-        GROUP,
-        WEIGHT_NAME,
-        bind_named,
-        forward,
-        is_mx,
-        like,
-        load,
-        to_numpy,
-        with_required_group,
-    )
 
 
 # -- the projection function ---------------------------------------------------------------------------------------
 def _group_size(n: int, groups: int) -> int:
     """The group size that splits ``n`` weights into ``groups`` groups: 128 with a partial last group if that fits."""
-    return GROUP if math.ceil(n / GROUP) == groups else math.ceil(n / groups)
+    return frame.GROUP if math.ceil(n / frame.GROUP) == groups else math.ceil(n / groups)
 
 
 def expand_scales(scales: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, str]:
@@ -77,7 +53,7 @@ def _is_codes(a: np.ndarray) -> bool:
 def read_projection(out: Any, w: np.ndarray, what: str) -> dict:
     """{projected, codes?, scales?, form} from what a projection returned."""
     if isinstance(out, dict):
-        parts = [v for v in out.values() if is_mx(v) or isinstance(v, (np.ndarray, list, float, int))]
+        parts = [v for v in out.values() if frame.is_mx(v) or isinstance(v, (np.ndarray, list, float, int))]
     elif isinstance(out, (tuple, list)) and len(out) and not isinstance(out[0], (int, float)):
         parts = list(out)
     else:
@@ -85,7 +61,7 @@ def read_projection(out: Any, w: np.ndarray, what: str) -> dict:
     arrays = []
     for p in parts:
         try:
-            arrays.append(to_numpy(p, what).astype(np.float64))
+            arrays.append(frame.to_numpy(p, what).astype(np.float64))
         except InterfaceError:
             continue
     full = [a for a in arrays if a.shape == w.shape]
@@ -114,8 +90,8 @@ def read_projection(out: Any, w: np.ndarray, what: str) -> dict:
 def call_quantizer(sub: Answer, fn: Callable[..., Any], w: np.ndarray) -> dict:
     """The answer's own group size is what is graded: 128 is passed only where the function requires a value.
     A callable without an inspectable signature (``mx.custom_function``) takes the weight by position."""
-    values = with_required_group(fn, {"w": like(sub, w.astype(np.float32))})
-    binding = bind_named(fn, values, ["w"]) if parameters(fn) else Binding(fn, (values["w"],), {}, ("w",))
+    values = frame.with_required_group(fn, {"w": frame.like(sub, w.astype(np.float32))})
+    binding = frame.bind_named(fn, values, ["w"]) if parameters(fn) else Binding(fn, (values["w"],), {}, ("w",))
     return read_projection(sub.invoke(binding), w, qualified_name(fn))
 
 
@@ -125,14 +101,14 @@ class Layer:
 
     def __init__(self, sub: Answer, cls: type, in_features: int, out_features: int) -> None:
         self.sub, self.cls = sub, cls
-        values = with_required_group(cls, {"in": in_features, "out": out_features, "bias": False})
-        self.obj = sub.invoke(bind_named(cls, values, ["in", "out"]))
+        values = frame.with_required_group(cls, {"in": in_features, "out": out_features, "bias": False})
+        self.obj = sub.invoke(frame.bind_named(cls, values, ["in", "out"]))
         self.shape = (out_features, in_features)
         self.attr, self.transposed = self._weight_attr()
 
     def _arrays(self) -> dict[str, Any]:
         if hasattr(self.obj, "trainable_parameters") and hasattr(self.obj, "items"):  # an mlx.nn.Module
-            return {k: v for k, v in self.obj.items() if is_mx(v)}
+            return {k: v for k, v in self.obj.items() if frame.is_mx(v)}
         return {k: v for k, v in vars(self.obj).items() if isinstance(v, np.ndarray)}
 
     def _weight_attr(self) -> tuple[str, bool]:
@@ -140,8 +116,12 @@ class Layer:
         hits = []
         for name, value in self._arrays().items():
             shape = tuple(value.shape)
-            if shape in ((out_f, in_f), (in_f, out_f)) and not GRAD_NAME.search(name) and not BUFFER.search(name):
-                hits.append((not WEIGHT_NAME.match(name.lower()), name, shape != (out_f, in_f)))
+            if (
+                shape in ((out_f, in_f), (in_f, out_f))
+                and not frame.GRAD_NAME.search(name)
+                and not frame.BUFFER.search(name)
+            ):
+                hits.append((not frame.WEIGHT_NAME.match(name.lower()), name, shape != (out_f, in_f)))
         if not hits:
             raise InterfaceError(
                 f"{self.cls.__name__}: no attribute holds a ({out_f}, {in_f}) latent weight "
@@ -152,35 +132,37 @@ class Layer:
 
     def set_weight(self, w: np.ndarray) -> None:
         arr = (w.T if self.transposed else w).astype(np.float32)
-        setattr(self.obj, self.attr, like(self.sub, np.ascontiguousarray(arr)))
+        setattr(self.obj, self.attr, frame.like(self.sub, np.ascontiguousarray(arr)))
 
     def forward(self, x: np.ndarray) -> Any:
-        return self.sub.call(forward(self.obj), like(self.sub, x.astype(np.float32)))
+        return self.sub.call(frame.forward(self.obj), frame.like(self.sub, x.astype(np.float32)))
 
     def projected(self, w: np.ndarray) -> np.ndarray:
         """W_q (out, in) read off the layer: its output for the identity matrix is W_q transposed."""
         self.set_weight(w)
         eye = np.eye(self.shape[1], dtype=np.float32)
-        return to_numpy(self.forward(eye), "layer output").T
+        return frame.to_numpy(self.forward(eye), "layer output").T
 
     def describe(self) -> str:
         layout = ", stored (in, out)" if self.transposed else ""
         return f"class {self.cls.__name__} (weight attribute {self.attr!r}{layout})"
 
 
-def layer_class(sub: Answer, in_features: int = 2 * GROUP, out_features: int = GROUP) -> Callable[[int, int], Layer]:
+def layer_class(
+    sub: Answer, in_features: int = 2 * frame.GROUP, out_features: int = frame.GROUP
+) -> Callable[[int, int], Layer]:
     """A factory of the answer's ternary layer: the first layer class (llmc_probe's rule) whose instance maps a
     (2, in) input to a (2, out) output."""
 
     def make(cand: Candidate) -> type:
-        cls = load(cand)
+        cls = frame.load(cand)
         if not isinstance(cls, type):
             raise InterfaceError(f"{cls!r} is not a class")
         return cls
 
     def probe(cls: type) -> None:
         layer = Layer(sub, cls, in_features, out_features)
-        out = to_numpy(layer.forward(np.ones((2, in_features), np.float32)), "layer output")
+        out = frame.to_numpy(layer.forward(np.ones((2, in_features), np.float32)), "layer output")
         if out.shape != (2, out_features):
             raise InterfaceError(f"{cls.__name__}: output shape {out.shape} for input (2, {in_features})")
 
@@ -211,7 +193,7 @@ def find_weight_grad(layer: Layer, out: Any, before: dict) -> tuple[np.ndarray, 
                 old = before.get(name)
                 changed = not (isinstance(old, np.ndarray) and old.shape == v.shape and np.array_equal(old, v))
                 if changed or isinstance(value, dict):
-                    candidates.append((not GRAD_NAME.search(label), label, v))
+                    candidates.append((not frame.GRAD_NAME.search(label), label, v))
     if not candidates:
         raise InterfaceError(
             f"after {layer.cls.__name__}.backward no array of shape {want} holds the weight gradient "
