@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges.challenges.ternary_training.driver import llmc_drive_ternary_training as driver
+from pytest_llmchallenges.challenges.ternary_training.driver import llmc_ternary_model as building
 from pytest_llmchallenges.challenges.ternary_training.driver import llmc_ternary_quant as quant
 from pytest_llmchallenges.challenges.ternary_training.driver import llmc_ternary_train as training
 from pytest_llmchallenges.child.llmc_api import Answer, InterfaceError, SubmissionError
@@ -168,3 +169,46 @@ def test_split_given_a_text_or_tokens_is_a_guess(tmp_path: Path) -> None:
 def test_every_suite_call_is_a_declared_entry() -> None:
     names = ("project", "ste_gradient", "latent_dtype", "model_weights", "batch_pairs", "train", "split")
     assert all(is_entry(getattr(driver, n)) for n in names)
+
+
+def test_a_pattern_found_quantizer_given_its_weight_by_position_is_a_failed_probe(tmp_path: Path) -> None:
+    """Found by a name pattern only, with the weight bound to a parameter whose name says nothing: its exception
+    is the grader's guess gone wrong, and the next role (the layer) is tried."""
+    sub = answer(tmp_path, {"q_{tag}.py": "def my_quantizer(blob):\n    raise ValueError('boom')\n"})
+    with pytest.raises(InterfaceError, match="no usable ternary linear layer class"):
+        driver.project(sub, [W])
+
+
+MODEL = """
+import numpy as np
+
+class Config:
+    def __init__(self, vocab_size=7, hidden_size=4):
+        self.vocab_size, self.hidden_size = vocab_size, hidden_size
+
+class TernaryLM:
+    def __init__(self, {params}):
+        {sizes}
+        self.embed = np.ones((vocab, hidden))
+        self.head = np.ones((hidden, vocab))
+
+    def __call__(self, ids):
+        return self.embed[ids] @ self.head
+"""
+
+
+@pytest.mark.parametrize(
+    ("params", "sizes", "how"),
+    [
+        ("config", "vocab, hidden = config.vocab_size, config.hidden_size", "TernaryLM(Config(...))"),
+        ("vocab_size, d_model", "vocab, hidden = vocab_size, d_model", "TernaryLM(**tiny config)"),
+        ("cfg: dict", "vocab, hidden = cfg['vocab_size'], cfg['hidden_size']", "TernaryLM(dict config)"),
+    ],
+)
+def test_the_model_takes_the_tiny_configuration_its_way(tmp_path: Path, params: str, sizes: str, how: str) -> None:
+    sub = answer(tmp_path, {"m_{tag}.py": MODEL.format(params=params, sizes=sizes)})
+    if "dict" in how:  # a config class the constructor does not take: the dict comes after it fails
+        sub = answer(tmp_path, {"m_{tag}.py": MODEL.format(params=params, sizes=sizes).replace("Config", "Cnf")})
+    model, built, vocab = building.build_model(sub, 128)
+    assert (built, vocab) == (how, 128)
+    assert model.embed.shape == (128, 128)
