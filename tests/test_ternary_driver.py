@@ -85,6 +85,7 @@ def test_batches_read_from_each_return_form() -> None:
     generator = (pair for pair in [(x, y)])
     for out in ((x, y), {"inputs": x, "targets": y}, generator, [(x, y), (x, y)]):
         got_x, got_y = training.read_batch(out)
+        assert got_y is not None
         assert np.array_equal(got_x, x) and np.array_equal(got_y, y)
     windows, none = training.read_batch(np.arange(10).reshape(2, 5))
     assert none is None and windows.shape == (2, 5)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -112,7 +112,7 @@ def _make_config(sub: Answer, cls: Any, values: dict[str, Any]) -> Any:
 def _sized_builds(sub: Answer, ctor: Any, vocab: int) -> list[tuple[str, Any]]:
     """(label, build) for each way of giving ``ctor`` the tiny configuration."""
     values = _config_values(vocab)
-    builds = []
+    builds: list[tuple[str, Callable[[], Any]]] = []
     for cand in sub.candidates("config")[:3]:
 
         def with_config(cand: Candidate = cand) -> Any:
@@ -124,10 +124,8 @@ def _sized_builds(sub: Answer, ctor: Any, vocab: int) -> list[tuple[str, Any]]:
     except BindError:
         bound = None
 
-    def with_kwargs() -> Any:
-        if bound is None:
-            frame.bind_named(ctor, frame.with_required_group(ctor, values), [])  # raises: the probe fails
-        return sub.invoke(bound)
+    def with_kwargs() -> Any:  # without a binding, bind_named raises its BindError again: a failed probe
+        return sub.invoke(bound or frame.bind_named(ctor, frame.with_required_group(ctor, values), []))
 
     def with_dict() -> Any:
         return sub.call(ctor, _fill_config(dict(_dict_config(values)), values))
@@ -298,7 +296,8 @@ def weights(model: Any) -> list[tuple[str, Any, Any]]:
     if hasattr(model, "trainable_parameters") and hasattr(model, "update"):
         from mlx.utils import tree_flatten
 
-        return [(name, model, name) for name, v in tree_flatten(model.parameters()) if v.ndim == 2]
+        flat: Any = tree_flatten(model.parameters())
+        return [(name, model, name) for name, v in flat if v.ndim == 2]
     found, seen = [], set()
 
     def walk(obj: Any, path: str, depth: int) -> None:
@@ -399,7 +398,7 @@ def weight_effects(sub: Answer, model: Any, vocab: int, ids: np.ndarray) -> list
             continue
         original = _get(container, key)
         w = frame.to_numpy(original, path).astype(np.float64)
-        entry = {"path": path, "shape": list(w.shape), "owner": type(container).__name__}
+        entry: dict[str, Any] = {"path": path, "shape": list(w.shape), "owner": type(container).__name__}
         for label, make in (
             ("reversed", lambda w=w: w[::-1].copy()),
             ("same_projection_last", lambda w=w: same_projection(w, -1)),
