@@ -31,6 +31,7 @@ except ImportError:  # inside the child, where this folder and the toolkit folde
 MAX_PARAMETERS = 20_000_000  # a model built from an answer's own default configuration must train on CPU
 NOT_A_MODEL = r"ternar.*(linear|embed)|bitlinear|rmsnorm|attention|mlp"
 TINY = "built at the grader's tiny configuration"
+MODEL_HINT = "the model must accept a configuration (vocab, hidden size, layers, heads) or default to a small one"
 
 
 # -- configurations ------------------------------------------------------------------------------------------------
@@ -241,14 +242,12 @@ def build_model(sub: Answer, vocab: int) -> tuple[Any, str, int]:
     np.random.seed(0)  # answers initialise from the global generators: the same model on every run
     if frame.framework(sub) == "mlx":
         frame.mlx()[0].random.seed(0)  # type: ignore[index]
+    if not sub.candidates("model"):  # nothing to try: ``interface``, as ``Answer.attempts`` says it
+        raise sub.interface_error("model", hint=MODEL_HINT)
     (model, built_vocab, label), _ = first_working(
         _labelled(_model_attempts(sub, ids, vocab)),
         lambda built: None,
-        lambda tried: sub.interface_error(
-            "model",
-            tried[:8] or None,
-            "the model must accept a configuration (vocab, hidden size, layers, heads) or default to a small one",
-        ),
+        lambda tried: sub.interface_error("model", tried[:8] or None, MODEL_HINT),
     )
     return model, label, built_vocab
 
