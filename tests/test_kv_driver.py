@@ -85,6 +85,16 @@ class Attention:
 """
 )
 
+# An attention class taking the grader's weights, for the probe outcomes (its methods are added per test).
+ATTENTION = """
+import numpy as np
+
+
+class Attention:
+    def __init__(self, num_heads, wq, wk, wv, wo):
+        self.h = num_heads
+"""
+
 
 def answer(folder: Path) -> Answer:
     """The driver's view of a folder; its modules are forgotten afterwards (every test loads its own)."""
@@ -167,19 +177,11 @@ def test_nothing_that_fits_is_not_driven_with_the_fix(tmp_path: Path) -> None:
 def test_own_error_of_a_class_bound_by_name_is_the_answers(tmp_path: Path) -> None:
     """A pattern-found attention class called with every argument bound by name raised in its own code, and
     nothing else works: its error, not "not driven"."""
-    folder = written(
-        tmp_path,
-        {
-            "attn.py": """
-            class Attention:
-                def __init__(self, num_heads, wq, wk, wv, wo):
-                    self.h = num_heads
-
-                def forward(self, x, cache=None):
-                    raise ValueError("broken forward")
-            """
-        },
-    )
+    forward = """
+    def forward(self, x, cache=None):
+        raise ValueError("broken forward")
+"""
+    folder = written(tmp_path, {"attn.py": ATTENTION + forward})
     with pytest.raises(SubmissionError, match="broken forward") as info:
         session(folder)
     assert info.value.category == "error"
@@ -187,26 +189,16 @@ def test_own_error_of_a_class_bound_by_name_is_the_answers(tmp_path: Path) -> No
 
 def test_an_error_on_the_guessed_decode_shape_is_a_failed_probe(tmp_path: Path) -> None:
     """x as (B, 1, D) is the driver's guess: the answer raising on it is noted, never charged to it."""
-    folder = written(
-        tmp_path,
-        {
-            "attn.py": """
-            import numpy as np
+    methods = """
+    def prefill(self, x, lengths):
+        return np.zeros_like(x)
 
-            class Attention:
-                def __init__(self, num_heads, wq, wk, wv, wo):
-                    self.h = num_heads
-
-                def prefill(self, x, lengths):
-                    return np.zeros_like(x)
-
-                def decode_step(self, x):
-                    if x.ndim == 3:
-                        raise ValueError("no 3-D input")
-                    return np.zeros(7)
-            """
-        },
-    )
+    def decode_step(self, x):
+        if x.ndim == 3:
+            raise ValueError("no 3-D input")
+        return np.zeros(7)
+"""
+    folder = written(tmp_path, {"attn.py": ATTENTION + methods})
     with pytest.raises(InterfaceError) as info:
         session(folder)
     assert info.value.not_driven
