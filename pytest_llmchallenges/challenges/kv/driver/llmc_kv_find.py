@@ -282,13 +282,6 @@ def _probe(engine: Engine, setup: Setup) -> None:
         raise InterfaceError(f"{engine.description}: given no cache, it returned none (trying its cache class)")
 
 
-_HINT = (
-    'name the parts in llmchallenge.toml: [roles] attention = "file.py:AttentionClass" (prefill/decode_step or '
-    'forward), or cache = "file.py:CacheClass" with step = "file.py:attention_over_cache", '
-    'init_cache = "file.py:init_cache"'
-)
-
-
 def _try(convention: Convention, setup: Setup) -> None:
     engine = convention.build()
     if convention.decode_2d:
