@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from functools import cache
 from typing import Any
 
 try:
@@ -55,6 +56,7 @@ NAMES = {
 _INT = r"(Optional\[)?int\]?( \| None)?"  # an annotation that never receives a per-sequence array
 
 
+@cache  # called for every parameter of every call into the answer, timed laps included
 def concept_of(name: str) -> str | None:
     low = name.lower()
     return next((c for c, pat in NAMES.items() if re.search(pat, low)), None)
