@@ -175,7 +175,7 @@ class OpCalls(Engine):
         self.sub, self.ops, self.caches = sub, ops, caches
         self.description = description
         self.decode_2d = decode_2d
-        first = ops.get("prefill", ops.get("generic"))[0]
+        first = (ops.get("prefill") or ops["generic"])[0]
         ways = [c for c in ("lengths", "mask", "positions") if takes(first, c)]
         self.ragged = ways[0] if ways else None
 
@@ -274,7 +274,7 @@ class CacheOps(Engine):
         pool: dict[str, Any] = {"layer": layer, "positions": before, **self.setup.sizes()}
         pool.update({"k": k, "v": v, "lengths": new, "mask": np.arange(x.shape[1])[None, :] < new[:, None]})
         if not fn.writes:
-            update = getattr(cache, self.update_name)
+            update = getattr(cache, self.update_name or "")  # readers are paired with caches that have one
             returned = call(self.sub, update, pool, ("k", "v", "lengths"))
             if isinstance(returned, tuple) and len(returned) >= 2:
                 pool["k"], pool["v"] = returned[0], returned[1]

@@ -295,10 +295,13 @@ def _attempts(conventions: list[Convention]) -> Iterator[Attempt]:
     """One attempt per convention, each followed by its (B, 1, D) decode variant when it built an engine
     with a decode op and failed: first_working resumes this generator only after an attempt failed."""
     for convention in conventions:
-        yield Attempt(convention.label, lambda c=convention: c, convention.documented)
+        yield _attempt(convention)
         if isinstance(convention.built, OpCalls) and "decode" in convention.built.ops:
-            flat = convention.flat()
-            yield Attempt(flat.label, lambda c=flat: c, flat.documented)
+            yield _attempt(convention.flat())
+
+
+def _attempt(convention: Convention) -> Attempt:
+    return Attempt(convention.label, lambda: convention, convention.documented)
 
 
 _HINT = (

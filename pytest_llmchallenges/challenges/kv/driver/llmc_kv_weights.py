@@ -172,7 +172,8 @@ def read_weights(obj: Any, layer: int, d_model: int) -> dict[str, np.ndarray]:
     (``.weight``/``.bias``) and fused q|k|v matrices (``W_qkv``, ``c_attn``, ``in_proj``) count."""
     if not hasattr(obj, "__dict__"):
         return {}
-    d, found = d_model, {}
+    d = d_model
+    found: dict[str, np.ndarray] = {}
     containers = [vars(obj)] + [v for v in vars(obj).values() if isinstance(v, dict)]
     for attrs in containers:
         for name, value in list(attrs.items()):
