@@ -231,8 +231,8 @@ def test_entry_functions_become_requests_and_strings_are_refused_for_opted_in_dr
     with pytest.raises(ValueError, match="pass the function, not the string 'gradients'"):
         llmc_entry.request("gradients", "backwards")
     assert llmc_entry.request("selfcheck:call_entry", "backwards") == ("selfcheck", "call_entry")
-    assert llmc_entry.declared("kv") is None  # not opted in: still called by name
-    assert llmc_entry.request("session", "kv") == ("kv", "session")
+    assert llmc_entry.declared("not_opted_in") is None  # a driver without @entry: still called by name
+    assert llmc_entry.request("session", "not_opted_in") == ("not_opted_in", "session")
 
 
 def _suite(tmp_path: Path, body: str) -> ModuleType:

@@ -12,9 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Answer
-from llmc_drive_kv import ROLES, Setup, _engine
-from llmc_perf_common import mark
+
+try:
+    from pytest_llmchallenges.child.llmc_api import Answer
+    from pytest_llmchallenges.child.llmc_entry import entry
+
+    from .llmc_kv_find import ROLES, find_engine
+    from .llmc_kv_weights import Setup
+except ImportError:  # inside the child, where this folder and the toolkit's are on sys.path
+    from llmc_api import Answer  # type: ignore[no-redef]
+    from llmc_entry import entry  # type: ignore[no-redef]
+    from llmc_kv_find import ROLES, find_engine  # type: ignore[no-redef]
+    from llmc_kv_weights import Setup  # type: ignore[no-redef]
 
 __all__ = ["ROLES", "baseline", "reachable_bytes", "timed"]
 
@@ -58,6 +67,8 @@ def reachable_bytes(root: Any, depth: int = 8) -> int:
 
 
 def _session(engine: Any, spec: dict[str, Any], seeds: list[int], timed_run: bool) -> list[dict[str, Any]]:
+    from llmc_perf_common import mark  # child side only: that module imports the toolkit by its plain names
+
     b, d, steps = spec["batch"], spec["d_model"], spec["steps"]
     scale = float(getattr(engine, "x_scale", 1.0))  # inputs scaled to the weights the answer created
     lengths = np.full(b, spec["history"], dtype=np.int64)
@@ -84,12 +95,13 @@ def _setup(spec: dict[str, Any], history: int, reps: int) -> Setup:
     return Setup(1, spec["batch"], spec["num_heads"], spec["d_model"], capacity, [spec["weights"]])
 
 
+@entry
 def timed(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
     """Decode laps of the submission's cache after ``spec["history"]`` tokens; the cache's bytes."""
     warm = {**spec, "history": 8}
-    _session(_engine(sub, _setup(warm, 8, 1)), warm, [0], False)
+    _session(find_engine(sub, _setup(warm, 8, 1)), warm, [0], False)
     setup = _setup(spec, spec["history"], len(seeds))
-    engine = _engine(sub, setup)
+    engine = find_engine(sub, setup)
     sub.ready()
     outputs = _session(engine, {**spec, "_sub": sub}, seeds, True)
     layer = {k: np.asarray(v, np.float64) for k, v in engine.layers[0].items()}  # the weights it computed with
@@ -98,6 +110,7 @@ def timed(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]
     return {"outputs": outputs, "cache_bytes": reachable_bytes(engine), "capacity": setup.capacity}
 
 
+@entry
 def baseline(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
     """The same laps on a plain preallocated NumPy cache (the submission is not imported)."""
     warm = {**spec, "history": 8}

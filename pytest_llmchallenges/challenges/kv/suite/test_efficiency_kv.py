@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges import efficiency as eff
+from pytest_llmchallenges.challenges.kv.driver import llmc_perf_kv as perf
 from pytest_llmchallenges.challenges.kv.oracle import attend
 from pytest_llmchallenges.grading import assert_close
 
@@ -77,9 +78,9 @@ def checker(spec: dict):
 def test_efficiency(sandbox, request):
     """Measured, not graded: figures on the report; a submission that cannot be timed is skipped with why."""
     short, long = make_spec(SHORT), make_spec(LONG)
-    arm = eff.Arm("h4096", "llmc_perf_kv:timed", (long,), check=checker(long))
-    base = eff.Arm("numpy", "llmc_perf_kv:baseline", (long,), trusted=True)
-    near = eff.Arm("h256", "llmc_perf_kv:timed", (short,), check=checker(short))
+    arm = eff.Arm("h4096", perf.timed, (long,), check=checker(long))
+    base = eff.Arm("numpy", perf.baseline, (long,), trusted=True)
+    near = eff.Arm("h256", perf.timed, (short,), check=checker(short))
     s, figures = eff.versus(sandbox, request.node, arm, base, [near], label="NumPy cache")
     per_step = {name: s[name].median / STEPS for name in s}
     cache = {name: s[name].extras[0] for name in ("h256", "h4096")}

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pytest_llmchallenges.challenges.kv.driver import llmc_drive_kv as driver
 from pytest_llmchallenges.challenges.kv.oracle import closest_error, explain, session_outputs
 from pytest_llmchallenges.child.llmc_scan import scan_folder
 from pytest_llmchallenges.grading import assert_close, wrong
@@ -137,7 +138,7 @@ def _compare(result: dict, spec: dict, first: int = 0, prefix: str = "", ends_on
 
 
 def _run(sandbox, spec: dict, **kw: object) -> dict:
-    result = sandbox.run("session", spec, **kw).value
+    result = sandbox.run(driver.prefill_and_decode, spec, **kw).value
     if "unsupported" in result:
         wrong(f"the API could not run the session: {result['unsupported']}")
     return result
@@ -197,7 +198,7 @@ def test_capacity_overflow_raises(sandbox, rng):
     clipping silently corrupts the history and fails."""
     spec = _spec(rng, lengths=[6, 6], decode_steps=3, capacity=8)
     spec["expect_error"] = True
-    result = sandbox.run("session", spec).value
+    result = sandbox.run(driver.prefill_and_decode, spec).value
     overflow_op = 3
     if "error" in result:
         if result["error"]["op"] < overflow_op:
@@ -213,7 +214,7 @@ def test_multi_token_append(sandbox, rng):
     whole history (causality inside the chunk is test_causal_prefill's, raggedness test_variable_length_batch's).
     Skipped when the API cannot append several tokens to a non-empty cache: the prompt asks for one at a time."""
     spec = _spec(rng, lengths=[4, 4, 4], decode_steps=1, extend=[2, 2, 2], more_decode_steps=2)
-    result = sandbox.run("session", spec).value
+    result = sandbox.run(driver.prefill_and_decode, spec).value
     if "unsupported" in result:
         pytest.skip(f"the API cannot append several tokens at once ({result['unsupported']})")
     _compare(result, spec, first=1, ends_only=True)
@@ -255,7 +256,7 @@ def test_no_frameworks(sandbox, submission, rng):
     if found:
         wrong("framework imported: " + "; ".join(f"{f}: {', '.join(sorted(m))}" for f, m in found.items()))
     try:
-        result = sandbox.run("session", _spec(rng, lengths=[2, 2], decode_steps=1))
+        result = sandbox.run(driver.prefill_and_decode, _spec(rng, lengths=[2, 2], decode_steps=1))
     except AssertionError:
         return  # nothing could be run: the static scan is the whole check (the other tests say why)
     loaded = sorted(set(result.imports) & FRAMEWORKS)
