@@ -16,6 +16,7 @@ import numpy as np
 try:
     from pytest_llmchallenges.child.llmc_api import Answer
     from pytest_llmchallenges.child.llmc_entry import entry
+    from pytest_llmchallenges.child.llmc_perf_common import timed_reps
 
     from .llmc_dflash_verifier import Verifier
     from .llmc_drive_dflash_verify import ROLES
@@ -24,6 +25,7 @@ except ImportError:  # inside the child, where this folder is on sys.path
     from llmc_dflash_verifier import Verifier  # type: ignore[no-redef]
     from llmc_drive_dflash_verify import ROLES  # type: ignore[no-redef]
     from llmc_entry import entry  # type: ignore[no-redef]
+    from llmc_perf_common import timed_reps  # type: ignore[no-redef]
 
 __all__ = ["ROLES", "draft", "prompt_of", "timed"]
 
@@ -50,7 +52,6 @@ def draft(rng: np.random.Generator, truth: list[int], depth: int) -> tuple[list[
 @entry
 def timed(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
     """Per seed: the generated sequence and, per cycle, the target calls it made and the tokens it appended."""
-    from llmc_perf_common import timed_reps  # child-only (it imports the toolkit by its plain names)
 
     verifier = Verifier(sub, spec["target"])
     if verifier.verify is None:

@@ -16,6 +16,7 @@ import numpy as np
 try:
     from pytest_llmchallenges.child.llmc_api import Answer
     from pytest_llmchallenges.child.llmc_entry import entry
+    from pytest_llmchallenges.child.llmc_perf_common import mark
 
     from .llmc_kv_find import ROLES, find_engine
     from .llmc_kv_weights import Setup
@@ -24,6 +25,7 @@ except ImportError:  # inside the child, where this folder and the toolkit's are
     from llmc_entry import entry  # type: ignore[no-redef]
     from llmc_kv_find import ROLES, find_engine  # type: ignore[no-redef]
     from llmc_kv_weights import Setup  # type: ignore[no-redef]
+    from llmc_perf_common import mark  # type: ignore[no-redef]
 
 __all__ = ["ROLES", "baseline", "reachable_bytes", "timed"]
 
@@ -67,7 +69,6 @@ def reachable_bytes(root: Any, depth: int = 8) -> int:
 
 
 def _session(engine: Any, spec: dict[str, Any], seeds: list[int], timed_run: bool) -> list[dict[str, Any]]:
-    from llmc_perf_common import mark  # child side only: that module imports the toolkit by its plain names
 
     b, d, steps = spec["batch"], spec["d_model"], spec["steps"]
     scale = float(getattr(engine, "x_scale", 1.0))  # inputs scaled to the weights the answer created
