@@ -280,6 +280,60 @@ def test_a_misnamed_entry_fails_collection_as_a_grader_fault(pytester: pytest.Py
     result.stdout.fnmatch_lines(["*grader fault: test_suite.py:*driver.gradiants is not defined in the suite*"])
 
 
+def test_suite_faults_check_the_function_of_every_efficiency_arm(tmp_path: Path) -> None:
+    """``Arm(name, function)`` (any import of it) and the attention helper name entry points of the challenge's
+    ``llmc_perf_<c>`` like ``sandbox.run`` does those of its driver."""
+    module = _suite(
+        tmp_path,
+        """
+        from pytest_llmchallenges import efficiency as eff
+        from pytest_llmchallenges.efficiency import Arm
+        from pytest_llmchallenges.challenges.backwards.driver import llmc_perf_backwards as perf
+
+        def test_efficiency(sandbox, request):
+            eff.Arm("a", perf.timed, ())
+            Arm("b", function=perf.baseline)
+            eff.Arm("c", perf.tmied, ())
+            eff.Arm("d", perf.inputs, ())
+            eff.Arm("e", "llmc_perf_backwards:timed", ())
+            eff.attention_versus_naive(sandbox, request.node, perf.timed, perf.layer_norm_fwd_bwd, (), None, 1, "")
+            eff.Arm("f")
+        """,
+    )
+    faults = entrypoints.suite_faults(module, "backwards")
+    assert len(faults) == 5, faults
+    assert "Arm(perf.tmied): perf.tmied is not defined in the suite" in faults[0]
+    assert "Arm(perf.inputs): not an @entry function" in faults[1]
+    assert "Arm('llmc_perf_backwards:timed'): llmc_perf_backwards declares" in faults[2]
+    assert "attention_versus_naive(perf.layer_norm_fwd_bwd): not an @entry" in faults[3]
+    assert "Arm() names no driver function" in faults[4]
+
+
+def test_efficiency_drivers_declare_what_their_suites_time() -> None:
+    for challenge in ("backwards", "flash_attention", "flash_attention_bwd"):
+        assert llmc_entry.declared(f"llmc_perf_{challenge}") == {"timed", "baseline"}, challenge
+    assert llmc_entry.declared("llmc_perf_beam_search") == {"timed"}
+    from pytest_llmchallenges.challenges.backwards.driver import llmc_perf_backwards
+
+    assert llmc_entry.request(llmc_perf_backwards.timed, "kv") == ("llmc_perf_backwards", "timed")
+
+
+def test_a_misnamed_arm_fails_collection_as_a_grader_fault(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_suite="""
+        from pytest_llmchallenges import efficiency as eff
+        from pytest_llmchallenges.challenges.backwards.driver import llmc_perf_backwards as perf
+        CHALLENGE = "backwards"
+
+        def test_efficiency(sandbox):
+            eff.Arm("fwdbwd", perf.timd, ([8, 4],))
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*grader fault: test_suite.py:*Arm(perf.timd): perf.timd is not defined*"])
+
+
 # --- the rule through a driver ---------------------------------------------------------------------------------
 def _layernorm_case() -> dict[str, Any]:
     rng = np.random.default_rng(0)

@@ -17,7 +17,10 @@ import gc
 from collections.abc import Callable
 from typing import Any
 
-from llmc_api import Answer
+try:
+    from .llmc_api import Answer
+except ImportError:  # inside the child, where this folder is on sys.path
+    from llmc_api import Answer  # type: ignore[no-redef]
 
 WARM_SEED = 7
 

@@ -10,18 +10,35 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Answer
-from llmc_drive_beam_search import (
-    ROLES,
-    ModelView,
-    add_folder_to_path,
-    find_search,
-    generic_model,
-    install,
-    make_model,
-    run_job,
-)
-from llmc_perf_common import timed_reps
+
+try:
+    from pytest_llmchallenges.challenges.beam_search.driver.llmc_drive_beam_search import (
+        ROLES,
+        ModelView,
+        add_folder_to_path,
+        find_search,
+        generic_model,
+        install,
+        make_model,
+        run_job,
+    )
+    from pytest_llmchallenges.child.llmc_api import Answer
+    from pytest_llmchallenges.child.llmc_entry import entry
+    from pytest_llmchallenges.child.llmc_perf_common import timed_reps
+except ImportError:  # inside the child, where this folder and the toolkit's are on sys.path
+    from llmc_api import Answer  # type: ignore[no-redef]
+    from llmc_drive_beam_search import (  # type: ignore[no-redef]
+        ROLES,
+        ModelView,
+        add_folder_to_path,
+        find_search,
+        generic_model,
+        install,
+        make_model,
+        run_job,
+    )
+    from llmc_entry import entry  # type: ignore[no-redef]
+    from llmc_perf_common import timed_reps  # type: ignore[no-redef]
 
 __all__ = ["ROLES", "prompts", "timed"]
 
@@ -34,6 +51,7 @@ def prompts(seed: int, batch: int) -> list[list[int]]:
     return [[int(t) for t in rng.integers(1, 1000, size=3 + 2 * i)] for i in range(batch)]
 
 
+@entry
 def timed(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
     """One search per seed: {beams, calls, rows} each."""
     add_folder_to_path(sub)

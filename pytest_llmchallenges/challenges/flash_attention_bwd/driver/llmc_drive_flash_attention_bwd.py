@@ -276,7 +276,7 @@ def gradcheck(
 
 
 @entry
-def memory(sub: Answer, seed: int, shape: list[int], tile_size: int) -> dict[str, Any]:
+def forward_backward_memory(sub: Answer, seed: int, shape: list[int], tile_size: int) -> dict[str, Any]:
     """Forward + backward on a large causal problem, measured from outside: inputs (Q, K, V, dO from ``seed``)
     are built and the code warmed up before ``sub.ready()``. Returns all of O and dQ: the grading process
     picks the rows it spot-checks after the result has arrived."""
