@@ -16,6 +16,7 @@ import pytest
 
 from pytest_llmchallenges import entrypoints
 from pytest_llmchallenges.challenges.backwards.driver import llmc_drive_backwards
+from pytest_llmchallenges.child import llmc_drive_selfcheck as selfcheck
 from pytest_llmchallenges.child import llmc_entry
 from pytest_llmchallenges.child.llmc_api import Answer, InterfaceError, Role, SubmissionError, bind_by_name
 from pytest_llmchallenges.child.llmc_bind import BindError, bind
@@ -230,9 +231,10 @@ def test_entry_functions_become_requests_and_strings_are_refused_for_opted_in_dr
         llmc_entry.request(llmc_drive_backwards.FunctionPair, "backwards")
     with pytest.raises(ValueError, match="pass the function, not the string 'gradients'"):
         llmc_entry.request("gradients", "backwards")
-    assert llmc_entry.request("selfcheck:call_entry", "backwards") == ("selfcheck", "call_entry")
-    assert llmc_entry.declared("kv") is None  # not opted in: still called by name
-    assert llmc_entry.request("session", "kv") == ("kv", "session")
+    assert llmc_entry.request(selfcheck.call_entry, "backwards") == ("selfcheck", "call_entry")
+    assert llmc_entry.declared("unlisted") is None  # a driver that has not opted in is still called by name
+    assert llmc_entry.request("session", "unlisted") == ("unlisted", "session")
+    assert llmc_entry.request("unlisted:session", "backwards") == ("unlisted", "session")
 
 
 def _suite(tmp_path: Path, body: str) -> ModuleType:
@@ -259,10 +261,11 @@ def test_suite_faults_name_strings_unknown_names_and_helpers(tmp_path: Path) -> 
         """,
     )
     faults = entrypoints.suite_faults(module, "backwards")
-    assert len(faults) == 3, faults
+    assert len(faults) == 4, faults
     assert "pass the function, not the string" in faults[0]
     assert "driver.gradiants is not defined" in faults[1]
     assert "not an @entry function" in faults[2]
+    assert "llmc_drive_selfcheck declares its entry points" in faults[3]
 
 
 def test_a_misnamed_entry_fails_collection_as_a_grader_fault(pytester: pytest.Pytester, tmp_path: Path) -> None:
