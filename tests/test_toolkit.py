@@ -17,9 +17,10 @@ import pytest
 from pytest_llmchallenges import entrypoints
 from pytest_llmchallenges.challenges.backwards.driver import llmc_drive_backwards
 from pytest_llmchallenges.child import llmc_drive_selfcheck as selfcheck
-from pytest_llmchallenges.child import llmc_entry
+from pytest_llmchallenges.child import llmc_entry, llmc_probe
 from pytest_llmchallenges.child.llmc_api import Answer, InterfaceError, Role, SubmissionError, bind_by_name
 from pytest_llmchallenges.child.llmc_bind import BindError, bind
+from pytest_llmchallenges.child.llmc_errors import SubmissionExit, exc_line
 from pytest_llmchallenges.child.llmc_probe import Attempt, first_working, guess
 from tests.test_verdicts import load
 
@@ -221,6 +222,272 @@ def test_no_candidate_at_all_lists_the_definitions_and_the_fix(tmp_path: Path) -
     sub = make_sub(tmp_path, {"a.py": "def unrelated():\n    pass\n"})
     with pytest.raises(InterfaceError, match=r"fix: add to llmchallenge.*definitions found: a.py:unrelated\(\)"):
         sub.drive("fwd", lambda c: c.load(), lambda f: f())
+
+
+def test_an_attempt_that_never_reaches_the_answer_is_a_failed_probe_with_its_type(tmp_path: Path) -> None:
+    """An adapter the driver cannot build (a KeyError in the driver's own reading of an output) is noted with
+    its type; the verdict is ``not_driven`` with every line tried."""
+    sub = make_sub(tmp_path, {"a.py": BROKEN})
+
+    def broken() -> Any:
+        return {}["O"]
+
+    attempts = [Attempt("first", broken), Attempt("second", lambda: None)]
+    with pytest.raises(InterfaceError) as info:
+        first_working(attempts, lambda a: {}["missing"], lambda t: sub.interface_error("fwd", t))
+    assert info.value.not_driven
+    assert "tried first: KeyError: 'O'; second: KeyError: 'missing'" in str(info.value)
+
+
+def test_at_most_max_attempts_are_tried(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": BROKEN})
+    made: list[int] = []
+
+    def attempt(n: int) -> Attempt:
+        return Attempt(f"a{n}", lambda: made.append(n))
+
+    def fail(_: Any) -> Any:
+        raise InterfaceError("no")
+
+    with pytest.raises(InterfaceError):
+        first_working((attempt(n) for n in range(40)), fail, lambda t: sub.interface_error("fwd", t))
+    assert made == list(range(llmc_probe.MAX_ATTEMPTS))
+
+
+def test_a_submission_exit_is_never_swallowed_by_probing(tmp_path: Path) -> None:
+    """sys.exit in the answer is a crash verdict: it passes through the probing loop, later attempts unmade."""
+    sub = make_sub(tmp_path, {"a.py": "import sys\ndef layer_norm_forward(x, gamma):\n    sys.exit(3)\n"})
+    fn = sub.candidates("fwd")[0].load()
+    later: list[str] = []
+    attempts = [Attempt("exits", lambda: fn, True), Attempt("later", lambda: later.append("made"))]
+    with pytest.raises(SubmissionExit, match=r"sys.exit\(3\)"):
+        first_working(attempts, lambda f: sub.call(f, 1, 2), lambda t: sub.interface_error("fwd", t))
+    assert later == []
+
+
+# --- calling conventions ---------------------------------------------------------------------------------------
+CONVENTIONS = """
+class Norm:
+    def __init__(self, dim, eps=1e-5):
+        self.dim = dim
+        self.eps = eps
+
+    def forward(self, inp, weight):
+        return [v * weight for v in inp]
+
+def layer_norm_forward(x, gamma):
+    return x
+
+def forward(a):
+    return a
+
+def test_forward(x, gamma):
+    return x
+"""
+
+CONV_ROLES = {
+    "fwd": Role(prescribed=["layer_norm_forward", "forward"], patterns=[r"forward"], min_params=2),
+    "any": Role(patterns=[r"norm"], kind="any"),
+    "layer": Role(prescribed=["Norm"], patterns=[r"norm"], kind="class", description="the Norm class"),
+}
+
+
+def _conv(tmp_path: Path, files: dict[str, str] | None = None) -> Answer:
+    for name, text in (files or {"sol.py": CONVENTIONS}).items():
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    return Answer(tmp_path, CONV_ROLES)
+
+
+def test_candidates_rank_functions_over_methods_and_penalise_few_parameters(tmp_path: Path) -> None:
+    sub = _conv(tmp_path)
+    ranked = [(c.name, c.score) for c in sub.candidates("fwd")]
+    assert ranked[0] == ("layer_norm_forward", 100)
+    assert ("Norm.forward", 80) in ranked  # the prompt's name, on a method: ranked below a function
+    assert ("forward", 50) in ranked  # the prompt's name, but one positional parameter of the two needed
+    assert ("test_forward", 60) in ranked  # a pattern's match (the file's name, not the function's, says "test")
+    assert "takes 1 positional parameters" in next(c.why for c in sub.candidates("fwd") if c.name == "forward")
+
+
+def test_a_stale_looking_file_ranks_below_the_same_name_elsewhere(tmp_path: Path) -> None:
+    sub = _conv(
+        tmp_path,
+        {
+            "sol.py": "def layer_norm_forward(x, g):\n    return x\n",
+            "sol_old.py": "def layer_norm_forward(x, g):\n    return 0\n",
+        },
+    )
+    first, second = sub.candidates("fwd")
+    assert (first.file, second.file) == ("sol.py", "sol_old.py")
+    assert second.score == first.score - 30 and "old copy" in second.why
+
+
+def test_a_role_of_any_kind_takes_classes_and_functions(tmp_path: Path) -> None:
+    sub = _conv(tmp_path)
+    assert {c.name for c in sub.candidates("any")} >= {"Norm", "layer_norm_forward"}
+    assert [c.name for c in sub.candidates("layer")] == ["Norm"]
+
+
+def test_a_method_is_driven_on_an_instance_with_its_arguments_bound_by_name(tmp_path: Path) -> None:
+    sub = _conv(tmp_path)
+    cls = sub.role("layer")
+    method = cls(4).forward
+    b = bind(method, {"x": [1.0, 2.0], "gamma": 3.0}, PATTERNS, ["x", "gamma"])
+    assert (b.args, b.by_position) == (([1.0, 2.0], 3.0), ())  # self is never a parameter to bind
+    assert sub.invoke(b) == [3.0, 6.0]
+
+
+def test_a_class_is_built_by_binding_its_constructor(tmp_path: Path) -> None:
+    sub = _conv(tmp_path)
+    cls = sub.role("layer")
+    b = bind(cls, {"dim": 8, "eps": 1e-3}, {"dim": r"^(dim|d|size)$", "eps": r"eps"}, ["dim"])
+    obj = sub.invoke(b)
+    assert (obj.dim, obj.eps) == (8, 1e-3)
+
+
+def test_a_class_built_with_guessed_sizes_that_raises_is_a_failed_probe(tmp_path: Path) -> None:
+    """The driver guesses a constructor's sizes: the class raising on them says the guess was wrong, not that
+    the answer is; the next candidate that builds and runs is driven."""
+    code = """
+    class Norm:
+        def __init__(self, n):
+            raise ValueError("n must be a power of two")
+
+    class NormB:
+        def __init__(self, n):
+            self.n = n
+    """
+    sub = _conv(tmp_path, {"sol.py": code})
+
+    def make(cand: Any) -> Any:
+        with guess("constructor sizes guessed"):
+            return sub.call(cand.load(), 6)
+
+    adapter, result = sub.drive("layer", make, lambda obj: obj.n)
+    assert (type(adapter).__name__, result) == ("NormB", 6)
+    with pytest.raises(InterfaceError) as info:
+        sub.drive("layer", make, lambda obj: obj.missing)
+    assert "a failed probe: constructor sizes guessed" in str(info.value)
+    assert info.value.not_driven
+
+
+def test_the_answers_error_keeps_what_else_was_tried_as_context(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": BROKEN})
+    with pytest.raises(SubmissionError) as info:
+        _probe_with(sub, ["layer_norm_forward", "forward_fast"])
+    assert "(while probing; also tried: a.py:forward_fast:" in str(info.value)
+    assert info.value.own_frames and info.value.category == "error"
+
+
+def test_invoke_records_the_parameters_bound_by_position(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": BROKEN})
+    fn = next(c for c in sub.candidates("fwd") if c.name == "forward_fast").load()
+    with pytest.raises(SubmissionError) as info:
+        sub.invoke(bind(fn, {"x": [1.0], "gamma": 2.0}, PATTERNS, ["x", "gamma"]))
+    assert info.value.by_position == ("a", "b") and info.value.own_frames
+
+
+def test_the_deprecated_first_working_counts_every_failure_as_a_failed_probe(tmp_path: Path) -> None:
+    """``Answer.first_working`` (ternary_training's until it adopts ``drive``): even the prescribed function's
+    own error is noted and passed over, and the verdict is a plain interface error, not ``not_driven``."""
+    sub = make_sub(tmp_path, {"a.py": BROKEN})
+
+    def probe(fn: Any) -> Any:
+        if (out := fn([1.0], 2.0)) == [1.0]:
+            raise ValueError("the identity")
+        return out
+
+    with pytest.raises(InterfaceError) as info:
+        sub.first_working("fwd", probe)
+    assert not info.value.not_driven
+    assert "tried a.py:layer_norm_forward: IndexError: list index out of range; " in str(info.value)
+    assert "a.py:forward_ok: ValueError: the identity" in str(info.value)
+    fn, result = sub.first_working("fwd", lambda f: f([1.0] * 6, 2.0))
+    assert fn.__name__ == "layer_norm_forward" and result == 1.0
+
+
+# --- calls into the answer -------------------------------------------------------------------------------------
+def test_calls_turn_the_answers_exceptions_into_verdicts(tmp_path: Path) -> None:
+    sub = make_sub(
+        tmp_path, {"a.py": "import sys\ndef boom():\n    raise KeyError('k')\ndef leave():\n    sys.exit(2)\n"}
+    )
+    with pytest.raises(SubmissionError, match=r"boom raised KeyError: 'k'") as info:
+        sub.call(sub.load("a.py", "boom"))
+    assert 'File "a.py", line 3, in boom' in info.value.detail and info.value.own_frames
+    with pytest.raises(SubmissionExit, match=r"sys.exit\(2\)"):
+        sub.call(sub.load("a.py", "leave"))
+    with pytest.raises(SubmissionError) as info:
+        sub.call(sub.load("a.py", "boom"), 1)  # a TypeError from the call itself
+    assert not info.value.own_frames
+    with pytest.raises(InterfaceError, match="the grader's own"):
+        sub.call(lambda: (_ for _ in ()).throw(InterfaceError("the grader's own")))
+
+
+def test_importing_the_answer_once_and_its_import_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A top-level file gets its plain name, so the answer's own ``from llmc_t_model import COUNT`` (its folder
+    is on sys.path in the child) shares the module the driver loaded."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sub = make_sub(
+        tmp_path,
+        {
+            "llmc_t_model.py": "COUNT = [0]\nCOUNT[0] += 1\n",
+            "uses.py": "from llmc_t_model import COUNT\n",
+            "bad.py": "raise RuntimeError('at import')\n",
+            "quits.py": "import sys\nsys.exit(0)\n",
+        },
+    )
+    assert sub.load("llmc_t_model.py", "COUNT") == [1]
+    assert sub.load("uses.py", "COUNT") is sub.load("llmc_t_model.py", "COUNT")  # one module, imported once
+    with pytest.raises(SubmissionError, match=r"importing bad.py raised RuntimeError: at import"):
+        sub.module("bad.py")
+    with pytest.raises(SubmissionExit, match=r"importing quits.py called sys.exit\(0\)"):
+        sub.module("quits.py")
+    with pytest.raises(InterfaceError, match="no such file"):
+        sub.module("../outside.py")
+    with pytest.raises(InterfaceError, match="has no attribute 'nothing'"):
+        sub.load("llmc_t_model.py", "nothing")
+
+
+def test_phases_are_reported_around_an_import(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": "X = 1\n"})
+    phases: list[str] = []
+    sub.on_phase = phases.append
+    sub.module("a.py")
+    sub.module("a.py")
+    assert phases == ["import", "call"]
+
+
+def test_arrays_are_read_from_any_array_like_and_mixed_objects_refused() -> None:
+    class FakeCupy:
+        def get(self) -> np.ndarray:
+            return np.arange(3.0)
+
+    FakeCupy.__module__ = "cupy._core"
+    assert Answer.array([[1, 2], [3, 4]], "O").shape == (2, 2)
+    assert np.array_equal(Answer.array(FakeCupy(), "O"), np.arange(3.0))
+    with pytest.raises(InterfaceError, match="O: expected a numeric array, got list of mixed objects"):
+        Answer.array([1, "a", None], "O")
+
+
+def test_role_and_attempts_of_a_role_with_no_candidate_are_interface_errors(tmp_path: Path) -> None:
+    sub = make_sub(tmp_path, {"a.py": "def unrelated(:\n"})
+    with pytest.raises(InterfaceError, match=r"no usable forward\(x, gamma\).*files that do not parse: a.py"):
+        sub.role("fwd")
+    with pytest.raises(InterfaceError):
+        sub.attempts("fwd", lambda c: c)
+
+
+def test_ready_fires_once(tmp_path: Path) -> None:
+    calls: list[int] = []
+    sub = Answer(tmp_path, ROLES, ready=lambda: calls.append(1))
+    sub.ready()
+    sub.ready()
+    assert calls == [1]
+
+
+def test_exc_line_is_the_type_and_the_first_line() -> None:
+    assert exc_line(ValueError("first\nsecond")) == "ValueError: first"
+    assert exc_line(KeyError()) == "KeyError"
+    assert len(exc_line(RuntimeError("x" * 1000))) == len("RuntimeError: ") + 300
 
 
 # --- declared entry points -------------------------------------------------------------------------------------
