@@ -527,27 +527,48 @@ def test_suite_faults_name_strings_unknown_names_and_helpers(tmp_path: Path) -> 
             sandbox.run("selfcheck:call_entry", 1)
         """,
     )
-    faults = entrypoints.suite_faults(module, "backwards")
-    assert len(faults) == 4, faults
-    assert "pass the function, not the string" in faults[0]
-    assert "driver.gradiants is not defined" in faults[1]
-    assert "not an @entry function" in faults[2]
-    assert "llmc_drive_selfcheck declares its entry points" in faults[3]
+    _assert_faults(
+        entrypoints.suite_faults(module, "backwards"),
+        [
+            "pass the function, not the string",
+            "driver.gradiants is not defined",
+            "not an @entry function",
+            "llmc_drive_selfcheck declares its entry points",
+        ],
+    )
 
 
-def test_a_misnamed_entry_fails_collection_as_a_grader_fault(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def _assert_faults(faults: list[str], expected: list[str]) -> None:
+    """One fault line per expected fragment, in order."""
+    assert len(faults) == len(expected), faults
+    for line, fragment in zip(faults, expected, strict=True):
+        assert fragment in line, (fragment, line)
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        ("sandbox.run(driver.gradiants, [])", "driver.gradiants is not defined in the suite"),
+        ('eff.Arm("fwdbwd", perf.timd, ([8, 4],))', "Arm(perf.timd): perf.timd is not defined"),
+    ],
+)
+def test_a_misnamed_entry_or_arm_fails_collection_as_a_grader_fault(
+    pytester: pytest.Pytester, call: str, expected: str
+) -> None:
     pytester.makepyfile(
-        test_suite="""
+        test_suite=f"""
+        from pytest_llmchallenges import efficiency as eff
         from pytest_llmchallenges.challenges.backwards.driver import llmc_drive_backwards as driver
+        from pytest_llmchallenges.challenges.backwards.driver import llmc_perf_backwards as perf
         CHALLENGE = "backwards"
 
         def test_x(sandbox):
-            sandbox.run(driver.gradiants, [])
+            {call}
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only")
     assert result.ret != 0
-    result.stdout.fnmatch_lines(["*grader fault: test_suite.py:*driver.gradiants is not defined in the suite*"])
+    result.stdout.fnmatch_lines([f"*grader fault: test_suite.py:*{expected}*"])
 
 
 def test_suite_faults_check_the_function_of_every_efficiency_arm(tmp_path: Path) -> None:
@@ -570,13 +591,16 @@ def test_suite_faults_check_the_function_of_every_efficiency_arm(tmp_path: Path)
             eff.Arm("f")
         """,
     )
-    faults = entrypoints.suite_faults(module, "backwards")
-    assert len(faults) == 5, faults
-    assert "Arm(perf.tmied): perf.tmied is not defined in the suite" in faults[0]
-    assert "Arm(perf.inputs): not an @entry function" in faults[1]
-    assert "Arm('llmc_perf_backwards:timed'): llmc_perf_backwards declares" in faults[2]
-    assert "attention_versus_naive(perf.layer_norm_fwd_bwd): not an @entry" in faults[3]
-    assert "Arm() names no driver function" in faults[4]
+    _assert_faults(
+        entrypoints.suite_faults(module, "backwards"),
+        [
+            "Arm(perf.tmied): perf.tmied is not defined in the suite",
+            "Arm(perf.inputs): not an @entry function",
+            "Arm('llmc_perf_backwards:timed'): llmc_perf_backwards declares",
+            "attention_versus_naive(perf.layer_norm_fwd_bwd): not an @entry",
+            "Arm() names no driver function",
+        ],
+    )
 
 
 def test_efficiency_drivers_declare_what_their_suites_time() -> None:
@@ -586,22 +610,6 @@ def test_efficiency_drivers_declare_what_their_suites_time() -> None:
     from pytest_llmchallenges.challenges.backwards.driver import llmc_perf_backwards
 
     assert llmc_entry.request(llmc_perf_backwards.timed, "kv") == ("llmc_perf_backwards", "timed")
-
-
-def test_a_misnamed_arm_fails_collection_as_a_grader_fault(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        test_suite="""
-        from pytest_llmchallenges import efficiency as eff
-        from pytest_llmchallenges.challenges.backwards.driver import llmc_perf_backwards as perf
-        CHALLENGE = "backwards"
-
-        def test_efficiency(sandbox):
-            eff.Arm("fwdbwd", perf.timd, ([8, 4],))
-        """
-    )
-    result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only")
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*grader fault: test_suite.py:*Arm(perf.timd): perf.timd is not defined*"])
 
 
 # --- the rule through a driver ---------------------------------------------------------------------------------
