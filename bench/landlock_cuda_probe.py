@@ -21,7 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-SANDBOXED = REPO / "pytest_llmchallenges" / "sandboxed"
+CHILD_DIR = REPO / "pytest_llmchallenges" / "child"
 
 # name: (writable folders, or None for no Landlock; deny TCP; scope signals; set no_new_privs alone)
 VARIANTS: dict[str, tuple[list[str] | None, bool, bool, bool]] = {
@@ -70,7 +70,7 @@ def probe(name: str, variant: tuple[list[str] | None, bool, bool, bool], tmp: st
     arg = json.dumps([writable, deny_tcp, scope, nnp])
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(SANDBOXED), arg], capture_output=True, text=True, timeout=120, cwd=tmp
+            [sys.executable, "-c", _CHILD, str(CHILD_DIR), arg], capture_output=True, text=True, timeout=120, cwd=tmp
         )
     except subprocess.TimeoutExpired:
         return f"TIMEOUT {name}"

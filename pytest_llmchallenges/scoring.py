@@ -38,7 +38,7 @@ def challenge_score(passed: int, failed: int) -> float | None:
 
 
 def is_efficiency(nodeid: str) -> bool:
-    """A test of the efficiency axis (suites/test_efficiency_<challenge>.py): it records figures and is never
+    """A test of the efficiency axis (a suite's test_efficiency_<name>.py): it records figures and is never
     counted in the correctness score, the counts or the coverage."""
     return "test_efficiency_" in nodeid.split("::", 1)[0]
 

@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import time
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -122,7 +123,8 @@ def serve(fd_in: int, fd_out: int, isolated: bool = False, skipped: list[str] | 
     np.random.seed(seed % 2**32)
 
     measure = bool(request.get("measure_memory"))
-    sampler_stop, found = threading.Event(), {}
+    sampler_stop = threading.Event()
+    found: dict[str, Any] = {}
     sampler: list[threading.Thread] = []
 
     def ready() -> None:

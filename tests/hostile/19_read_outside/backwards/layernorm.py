@@ -42,7 +42,9 @@ def _try():
         hits += [x for x in _reads(f"/proc/{pid}/environ") if b"PYTEST" in x]
         hits += _reads(f"/proc/{pid}/root{CANARY}")
     for pattern in ("/work/*/reference/backwards/*.py", "/*/*/*/reference/backwards/*.py", "/tmp/*/reference/*/*.py",
-                    "/*/*/*/pytest_llmchallenges/oracles/*.py", "/*/*/*/*/*/*/pytest_llmchallenges/oracles/*.py"):
+                    "/*/*/*/pytest_llmchallenges/challenges/*/oracle.py",
+                    "/*/*/*/pytest_llmchallenges/challenges/*/suite/*.py",
+                    "/*/*/*/*/*/*/pytest_llmchallenges/challenges/*/oracle.py", "/llmc/drivers/*/../../*/oracle.py"):
         for path in glob.glob(pattern)[:20]:
             hits += _reads(path)
     if any(k.startswith(("PYTEST", "LLM")) for k in os.environ):

@@ -1,6 +1,6 @@
 """Driver of the softmax challenge (child side): find the submission's softmax and call it. Adaptation only.
 
-It runs inside the sandbox, where this folder alone of the package is readable: it imports the sandboxed
+It runs inside the sandbox, where this folder alone of the package is readable: it imports the child-side
 toolkit (``llmc_api``, ``llmc_entry``) as top-level modules there, and through the grader's package in the
 grading process (where a suite imports its entry points by name).
 """
