@@ -48,14 +48,13 @@ def _faults(module: ModuleType, challenge: str) -> Iterator[str]:
         return
     where = Path(getattr(module, "__file__", module.__name__)).name
     for node in ast.walk(ast.parse(source)):
-        callee = _callee(node)
-        if callee is None:
+        if not isinstance(node, ast.Call) or (callee := _callee(node)) is None:
             continue
         slots, perf = ENTRY_ARGUMENTS[callee]
         shown = "sandbox.run" if callee == "run" else callee
         line = f"{where}:{node.lineno}"
         for position, keyword in slots:
-            first = _argument(node, position, keyword)  # type: ignore[arg-type]
+            first = _argument(node, position, keyword)
             if first is None:
                 yield f"{line}: {shown}() names no driver function"
                 continue
@@ -64,10 +63,8 @@ def _faults(module: ModuleType, challenge: str) -> Iterator[str]:
                 yield f"{line}: {shown}({ast.unparse(first)}): {problem}"
 
 
-def _callee(node: ast.AST) -> str | None:
+def _callee(node: ast.Call) -> str | None:
     """Which of ENTRY_ARGUMENTS' callees ``node`` calls, if any."""
-    if not isinstance(node, ast.Call):
-        return None
     func = node.func
     name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
     if name == "run":
