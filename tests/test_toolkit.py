@@ -6,6 +6,7 @@ exception on a declared call vs. one on a guess), and declared entry points chec
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges import entrypoints
+from pytest_llmchallenges.challenges import BUILTIN, CHALLENGES
 from pytest_llmchallenges.challenges.backwards.driver import llmc_drive_backwards
 from pytest_llmchallenges.child import llmc_drive_selfcheck as selfcheck
 from pytest_llmchallenges.child import llmc_entry, llmc_probe
@@ -610,6 +612,25 @@ def test_efficiency_drivers_declare_what_their_suites_time() -> None:
     from pytest_llmchallenges.challenges.backwards.driver import llmc_perf_backwards
 
     assert llmc_entry.request(llmc_perf_backwards.timed, "kv") == ("llmc_perf_backwards", "timed")
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN))
+def test_every_declared_entry_point_is_named_by_the_challenges_suites(name: str) -> None:
+    """A declared entry point no suite names is dead code the child would still serve: remove it."""
+    spec = CHALLENGES[name]
+    assert spec.suite is not None
+    named: set[str] = set()
+    for path in spec.suite.glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Name):
+                named.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                named.add(node.attr)
+            elif isinstance(node, ast.alias):
+                named.add(node.asname or node.name)
+    for driver in (name, llmc_entry.PERF_PREFIX + name):
+        unused = sorted((llmc_entry.declared(driver) or frozenset()) - named)
+        assert not unused, f"{driver}: @entry functions no suite names: {unused}"
 
 
 # --- the rule through a driver ---------------------------------------------------------------------------------
