@@ -125,7 +125,7 @@ class FlashPair:
         owner, _, method = bwd_cand.name.rpartition(".")
         self.bwd_cls: type | None = sub.load(bwd_cand.file, owner) if owner else None
         self.bwd_method = method
-        self.bwd_fn = None if owner else bwd_cand.load()
+        self.bwd_fn: Any = None if owner else bwd_cand.load()
 
     def forward(self, Q: np.ndarray, K: np.ndarray, V: np.ndarray, tile: int, causal: bool | None) -> dict:
         raw, obj = self.fwd(Q, K, V, tile, causal)
