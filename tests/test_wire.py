@@ -154,3 +154,25 @@ def test_frame_reader_bounds_everything_fed() -> None:
     reader.feed(_frame("x" * 50))
     with pytest.raises(wire.FrameTooLarge):
         reader.feed(b"\0" * 100)
+
+
+def test_a_frame_sends_array_buffers_as_views_not_copies() -> None:
+    """A result the size of the output must not double the child's peak while it is written."""
+    big = np.arange(1 << 16, dtype=np.float64)
+    views = [p for p in wire._parts({"O": big}) if isinstance(p, memoryview)]
+    assert len(views) == 1 and np.shares_memory(np.frombuffer(views[0], dtype=np.float64), big)
+
+
+def test_a_frame_cut_off_mid_body_is_end_of_stream() -> None:
+    r, w = os.pipe()
+    try:
+        body = wire.encode([1, 2, 3])
+        os.write(w, struct.pack("<Q", len(body)) + body[:-2])
+        os.close(w)
+        w = -1
+        with pytest.raises(EOFError):
+            wire.read_frame(r)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
