@@ -115,15 +115,20 @@ def test_frames_cross_a_pipe() -> None:
             os.close(w)
 
 
-def test_read_frame_refuses_a_declared_length_over_its_limit() -> None:
+def _read_written(data: bytes, limit: int = wire.MAX_FRAME) -> object:
+    """read_frame of ``data`` written to a pipe whose writer is then closed."""
     r, w = os.pipe()
     try:
-        os.write(w, struct.pack("<Q", 1 << 40))
-        with pytest.raises(wire.WireError, match="frame too large"):
-            wire.read_frame(r, limit=1 << 20)
+        os.write(w, data)
+        os.close(w)
+        return wire.read_frame(r, limit)
     finally:
         os.close(r)
-        os.close(w)
+
+
+def test_read_frame_refuses_a_declared_length_over_its_limit() -> None:
+    with pytest.raises(wire.WireError, match="frame too large"):
+        _read_written(struct.pack("<Q", 1 << 40), limit=1 << 20)
 
 
 def _frame(value: object) -> bytes:
@@ -164,15 +169,6 @@ def test_a_frame_sends_array_buffers_as_views_not_copies() -> None:
 
 
 def test_a_frame_cut_off_mid_body_is_end_of_stream() -> None:
-    r, w = os.pipe()
-    try:
-        body = wire.encode([1, 2, 3])
-        os.write(w, struct.pack("<Q", len(body)) + body[:-2])
-        os.close(w)
-        w = -1
-        with pytest.raises(EOFError):
-            wire.read_frame(r)
-    finally:
-        os.close(r)
-        if w >= 0:
-            os.close(w)
+    body = wire.encode([1, 2, 3])
+    with pytest.raises(EOFError):
+        _read_written(struct.pack("<Q", len(body)) + body[:-2])
