@@ -35,14 +35,16 @@ def _build_reference() -> tuple[Any, dict]:
     import os
 
     from pytest_llmchallenges.challenges.fuse.driver import llmc_drive_fuse as drive
+    from pytest_llmchallenges.challenges.fuse.driver.llmc_fuse_build import device_arch
+    from pytest_llmchallenges.challenges.fuse.driver.llmc_fuse_run import load_library
 
     class Ref:
         root = REPO / "reference" / "fuse"
 
     tmp = tempfile.mkdtemp(prefix="fuse-bench-")
     os.environ["TMPDIR"] = tmp
-    built = drive.build(Ref(), drive.device_arch())
-    lib = drive._load(built)
+    built = drive.build(Ref(), device_arch())
+    lib = load_library(built)
     lib.fused_softmax_topk_choose_splits.restype = ctypes.c_int
     lib.fused_softmax_topk_choose_splits.argtypes = [ctypes.c_int] * 3
     lib.fused_softmax_topk_workspace_size.restype = ctypes.c_size_t

@@ -103,7 +103,8 @@ timeout -k 10 "$(allow 75 110)" "$PY" - >"$LOG/sanitizer.txt" 2>&1 <<'EOF'
 import os, subprocess, sys, tempfile
 from pathlib import Path
 sys.path.insert(0, os.getcwd())
-from pytest_llmchallenges.child import llmc_drive_fuse as d
+from pytest_llmchallenges.challenges.fuse.driver import llmc_fuse_build as d
+from pytest_llmchallenges.challenges.fuse.driver.llmc_fuse_launcher import find_launcher
 
 class Ref:
     root = Path("reference/fuse").resolve()
@@ -112,12 +113,12 @@ os.environ["TMPDIR"] = tempfile.mkdtemp(prefix="fuse-san-")
 tool = d.sanitizer_path()
 if tool is None:
     print("VERDICT SKIP compute-sanitizer not found"); sys.exit()
-launcher = d.find_launcher(Ref.root)
+launcher = find_launcher(Ref.root)
 arch = d.device_arch()
 verdicts = []
 for shape, k in (((1, 3, 16411), 20), ((2, 5, 50257), 64), ((1, 2, 1000), 256)):
     exe = Path(os.environ["TMPDIR"]) / f"check_{shape[2]}_{k}"
-    d._build(Ref.root, launcher, arch, exe, main={"B": shape[0], "T": shape[1], "V": shape[2], "K": k})
+    d.build_shim(Ref.root, launcher, arch, exe, main={"B": shape[0], "T": shape[1], "V": shape[2], "K": k})
     for name in ("memcheck", "racecheck", "synccheck", "initcheck"):
         if shape[2] != 16411 and name in ("synccheck", "initcheck"):
             continue

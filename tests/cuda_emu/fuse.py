@@ -1,7 +1,7 @@
 """ctypes driver for an emulated build of the fuse kernel (fused softmax + top-K, API in fused_softmax_topk.cuh).
 
 Every call lays its buffers out the way the grading driver
-(pytest_llmchallenges/challenges/fuse/driver/llmc_drive_fuse.py)
+(pytest_llmchallenges/challenges/fuse/driver/llmc_fuse_run.py)
 does on a GPU: the outputs sit in one arena filled with SENTINEL bytes, with GUARD bytes around each, so that
 unwritten outputs and writes outside them are both visible; the logits can start at any byte offset.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pytest_llmchallenges.challenges.fuse.driver.llmc_drive_fuse import GUARD, SENTINEL  # the grading driver's layout
+from pytest_llmchallenges.challenges.fuse.driver.llmc_fuse_run import GUARD, SENTINEL  # the grading driver's layout
 
 MAX_DEVICES = 64  # the emulator's device count; each configure() moves to a fresh device ordinal
 

@@ -3,8 +3,8 @@
 A run is speculative generation of ``n_new`` tokens from a seeded prompt, one cycle per draft tree; the trees
 are drafted here from the target's true greedy continuation: a chain of right tokens whose length varies by
 seed, each node with a wrong sibling. Calls are counted where the grader's target model answers the
-submission (``_State.passes``: one per call that runs the model, however many rows it batches; a call
-answered from hidden states the model returned earlier runs nothing).
+submission (the ``passes`` of llmc_dflash_target: one per call that runs the model, however many rows it
+batches; a call answered from hidden states the model returned earlier runs nothing).
 """
 
 from __future__ import annotations
@@ -12,9 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Answer
-from llmc_drive_dflash_verify import ROLES, Verifier
-from llmc_perf_common import timed_reps
+
+try:
+    from pytest_llmchallenges.child.llmc_api import Answer
+    from pytest_llmchallenges.child.llmc_entry import entry
+
+    from .llmc_dflash_verifier import Verifier
+    from .llmc_drive_dflash_verify import ROLES
+except ImportError:  # inside the child, where this folder is on sys.path
+    from llmc_api import Answer  # type: ignore[no-redef]
+    from llmc_dflash_verifier import Verifier  # type: ignore[no-redef]
+    from llmc_drive_dflash_verify import ROLES  # type: ignore[no-redef]
+    from llmc_entry import entry  # type: ignore[no-redef]
 
 __all__ = ["ROLES", "draft", "prompt_of", "timed"]
 
@@ -38,8 +47,11 @@ def draft(rng: np.random.Generator, truth: list[int], depth: int) -> tuple[list[
     return tokens, parents
 
 
+@entry
 def timed(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
     """Per seed: the generated sequence and, per cycle, the target calls it made and the tokens it appended."""
+    from llmc_perf_common import timed_reps  # child-only (it imports the toolkit by its plain names)
+
     verifier = Verifier(sub, spec["target"])
     if verifier.verify is None:
         raise NotImplementedError("no verification function to count cycles of (only a generation loop)")

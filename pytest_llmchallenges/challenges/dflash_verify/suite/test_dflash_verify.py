@@ -8,7 +8,7 @@ the logits at a tree node equal the autoregressive logits of prompt + path) and 
 predictions depend on the context and a verifier that reads the wrong position is exposed. The driver
 passes it in dressed as the submission's own model class (same method names, same answer shapes), and the
 expected outputs are computed here by plain autoregressive decoding, with no tree mask at all
-(oracles/dflash.py).
+(oracle.py).
 
 Where the prompt misleads:
 
@@ -44,6 +44,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges.challenges.dflash_verify import oracle as oracle
+from pytest_llmchallenges.challenges.dflash_verify.driver import llmc_drive_dflash_verify as driver
 from pytest_llmchallenges.child.llmc_models import MinimalLM
 from pytest_llmchallenges.child.llmc_scan import scan_folder
 from pytest_llmchallenges.grading import wrong
@@ -93,7 +94,7 @@ def _wrong_token(rng: np.random.Generator, avoid: Sequence[int]) -> int:
 
 def _run_cycles(sandbox, cases: list[Case]) -> tuple[str, list[dict]]:  # type: ignore[no-untyped-def]
     payload = [{"prompt": p, "tokens": t, "parents": par} for _, p, t, par in cases]
-    out = sandbox.run("verify_cycles", TARGET, payload).value
+    out = sandbox.run(driver.verify_cycles, TARGET, payload).value
     return out["how"], out["cycles"]
 
 
@@ -139,7 +140,7 @@ def test_tree_mask_matches_rules(sandbox, rng):
         parents = [-1] + [int(rng.integers(-1, i)) for i in range(1, n)]
         random_trees.append((int(rng.integers(1, 8)), oracle.random_topological_order(parents, rng)[1]))
     cases = fixed + random_trees
-    out = sandbox.run("tree_masks", [{"prompt_len": p, "parents": par} for p, par in cases]).value
+    out = sandbox.run(driver.tree_masks, [{"prompt_len": p, "parents": par} for p, par in cases]).value
     for (p, parents), got, form in zip(cases, out["masks"], out["forms"], strict=True):
         expected = oracle.tree_mask(p, parents)
         got = np.asarray(got)
@@ -220,7 +221,7 @@ def _designed_trees(continuation: list[int], offsets: int, rng: np.random.Genera
 
 
 def _check_runs(sandbox, lm: MinimalLM, runs: list[dict], cycles_required: int | None = None) -> None:  # type: ignore[no-untyped-def]
-    out = sandbox.run("speculative_runs", TARGET, runs).value
+    out = sandbox.run(driver.speculative_runs, TARGET, runs).value
     for run, got in zip(runs, out["runs"], strict=True):
         prompt, n_new = run["prompt"], run["n_new"]
         seq = [int(t) for t in got["sequence"]]
@@ -329,7 +330,7 @@ def test_accepts_what_the_prompt_loop_accepts(sandbox, rng, target_lm):
     node was the next candidate (4d). Stopping there follows the prompt and passes; accepting a longer path
     (the longest matching one) is efficiency, not correctness. The loop is read greedy-consistently where it
     misleads (see the module doc): a node is checked against its parent's prediction, and a sibling of an
-    accepted node never re-emits a token (oracles/dflash.py: prompt_loop_floor). Fails verifiers that waste
+    accepted node never re-emits a token (oracle.py: prompt_loop_floor). Fails verifiers that waste
     what the prompt accepts: keeping the last accepted node in index order instead of the path, ignoring the
     draft."""
     cases: list[Case] = []
@@ -378,7 +379,7 @@ def test_numpy_only(sandbox, submission, target_lm):
     found = {f: m for f, m in found.items() if m}
     if found:
         wrong("framework imported: " + "; ".join(f"{f}: {', '.join(sorted(m))}" for f, m in found.items()))
-    result = sandbox.run("verify_cycles", TARGET, [{"prompt": PROMPT, "tokens": [1, 2], "parents": [-1, 0]}])
+    result = sandbox.run(driver.verify_cycles, TARGET, [{"prompt": PROMPT, "tokens": [1, 2], "parents": [-1, 0]}])
     loaded = sorted(set(result.imports) & FRAMEWORKS)
     if loaded:
         wrong(f"framework imported at run time: {', '.join(loaded)}")

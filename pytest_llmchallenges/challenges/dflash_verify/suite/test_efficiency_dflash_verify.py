@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytest
 
 from pytest_llmchallenges import efficiency as eff
+from pytest_llmchallenges.challenges.dflash_verify.driver import llmc_perf_dflash_verify as perf
 from pytest_llmchallenges.child.llmc_models import MinimalLM
 
 CHALLENGE = "dflash_verify"
@@ -23,7 +23,7 @@ SPEC: dict[str, Any] = {"target": TARGET, "n_new": 12, "depth": 4}
 
 
 def check(seed: int, out: dict, lm: MinimalLM, cycles: list) -> None:
-    prompt = [int(t) for t in np.random.default_rng(seed).integers(1, 1000, size=5)]  # llmc_perf_dflash_verify
+    prompt = perf.prompt_of(seed)
     want = prompt + lm.greedy(prompt, SPEC["n_new"])
     got = [int(t) for t in out["sequence"]][: len(want)]
     assert got == want, f"generated {got[len(prompt) :]}, greedy decoding gives {want[len(prompt) :]}"
@@ -33,7 +33,7 @@ def check(seed: int, out: dict, lm: MinimalLM, cycles: list) -> None:
 def test_efficiency(sandbox, request):
     """Measured, not graded: figures on the report; a submission that cannot be measured is skipped with why."""
     lm, cycles = MinimalLM(**TARGET), []
-    arm = eff.Arm("run", "llmc_perf_dflash_verify:timed", (SPEC,), check=lambda s, o: check(s, o, lm, cycles))
+    arm = eff.Arm("run", perf.timed, (SPEC,), check=lambda s, o: check(s, o, lm, cycles))
     try:
         s = eff.measure(sandbox, [arm], reps_per_call=5, max_rounds=1)
     except eff.NotMeasured as exc:

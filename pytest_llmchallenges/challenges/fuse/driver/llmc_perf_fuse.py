@@ -12,9 +12,19 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from llmc_api import Answer
-from llmc_drive_fuse import ROLES, _load
-from llmc_perf_common import mark
+
+try:
+    from pytest_llmchallenges.challenges.fuse.driver.llmc_drive_fuse import ROLES
+    from pytest_llmchallenges.challenges.fuse.driver.llmc_fuse_run import load_library
+    from pytest_llmchallenges.child.llmc_api import Answer
+    from pytest_llmchallenges.child.llmc_entry import entry
+    from pytest_llmchallenges.child.llmc_perf_common import mark
+except ImportError:  # inside the child, where this folder and the toolkit folder are on sys.path
+    from llmc_api import Answer  # type: ignore[no-redef]
+    from llmc_drive_fuse import ROLES  # type: ignore[no-redef]
+    from llmc_entry import entry  # type: ignore[no-redef]
+    from llmc_fuse_run import load_library  # type: ignore[no-redef]
+    from llmc_perf_common import mark  # type: ignore[no-redef]
 
 __all__ = ["ROLES", "baseline", "timed"]
 
@@ -61,9 +71,10 @@ def _laps(sub: Answer, seeds: list[int], spec: dict[str, Any], one: Callable[...
     return outputs
 
 
+@entry
 def timed(sub: Answer, seeds: list[int], built: dict, spec: dict[str, Any]) -> dict[str, Any]:
     """Per seed, per (rows, K): the kernel's event time, its status, and the first rows' top-K for a check."""
-    lib = _load(built)
+    lib = load_library(built)
     desc = built["launcher"]
     supported = desc.get("ks") or []
 
@@ -94,6 +105,7 @@ def naive(cp: Any, x: Any, k: int) -> Any:
     return cp.take_along_axis(part, order, axis=1)
 
 
+@entry
 def baseline(sub: Answer, seeds: list[int], built: dict, spec: dict[str, Any]) -> dict[str, Any]:
     """Naive CuPy per (rows, K) on the same kind of logits, and the device's copy bandwidth (bytes read +
     written per second by a 1 GiB device-to-device copy); the submission is not loaded."""

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges import efficiency as eff
+from pytest_llmchallenges.challenges.fuse.driver import llmc_perf_fuse as perf
 from pytest_llmchallenges.challenges.fuse.suite.test_fuse import _built
 
 CHALLENGE = "fuse"
@@ -55,8 +56,8 @@ def test_efficiency(sandbox, request):
         built = _built(sandbox)
     except Exception as exc:  # a build failure is the grading suite's verdict, not ours
         eff.not_measured(request.node, f"the kernel does not build ({exc})")
-    arm = eff.Arm("kernel", "llmc_perf_fuse:timed", (built, SPEC), check=check, keep_outputs=True)
-    base = eff.Arm("naive", "llmc_perf_fuse:baseline", (built, SPEC), trusted=True, keep_outputs=True)
+    arm = eff.Arm("kernel", perf.timed, (built, SPEC), check=check, keep_outputs=True)
+    base = eff.Arm("naive", perf.baseline, (built, SPEC), trusted=True, keep_outputs=True)
     try:
         s = eff.measure(sandbox, [arm, base])
         kernel, naive = event_times(s["kernel"]), event_times(s["naive"])

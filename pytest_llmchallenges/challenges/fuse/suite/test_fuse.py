@@ -2,7 +2,7 @@
 
 A .cu submission is graded as delivered. ``test_compiles`` needs only nvcc; every other test needs a CUDA
 device: the driver builds the submission behind a generated C shim (its launcher, parameter roles and
-supported K read from the source; see llmc_drive_fuse.py) once per submission, then runs it through CuPy
+supported K read from the source; see driver/llmc_drive_fuse.py) once per submission, then runs it through CuPy
 on logits chosen here and returns the outputs for comparison with the float64 oracle.
 
 Where the prompt misleads or is silent:
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_llmchallenges.challenges.fuse.driver import llmc_drive_fuse as driver
 from pytest_llmchallenges.challenges.fuse.oracle import edge_maxima, separated_logits, softmax, softmax_topk
 from pytest_llmchallenges.grading import GradingFailure, wrong
 
@@ -51,7 +52,7 @@ def _built(sandbox: Any) -> dict:
     key = str(Path(sandbox.challenge_dir).resolve())
     if key not in _BUILDS:
         try:
-            _BUILDS[key] = sandbox.run("build", timeout=600).value
+            _BUILDS[key] = sandbox.run(driver.build, timeout=600).value
         except GradingFailure as exc:
             _BUILDS[key] = exc
     got = _BUILDS[key]
@@ -74,7 +75,7 @@ def _logits(rng: np.random.Generator, shape: tuple[int, ...], k: int, **kw: Any)
 
 
 def _run(sandbox: Any, built: dict, cases: list[dict], **kw: Any) -> list[dict]:
-    return sandbox.run("run", built, cases, **kw).value
+    return sandbox.run(driver.run_kernel_cases, built, cases, **kw).value
 
 
 def _check_status(res: dict, label: str) -> None:
@@ -151,7 +152,7 @@ def _all_cases(sandbox: Any, built: dict, cases: list[tuple[np.ndarray, int]], l
 def test_compiles(sandbox):
     """Every .cu file compiles unmodified with ``nvcc -std=c++17 -O3 -arch=sm_90 -c``. The prompt allows
     pseudocode; the grader cannot run it, so a file named .cu must be CUDA. The first errors are shown."""
-    report = sandbox.run("compile_check", "sm_90", timeout=600).value
+    report = sandbox.run(driver.compile_check, "sm_90", timeout=600).value
     if "missing" in report:
         pytest.skip(report["missing"])
     units = report["units"]
@@ -328,7 +329,7 @@ def test_sanitizer_clean(sandbox):
     rows, a row split across blocks by a kernel that splits), outputs allocated at their exact size."""
     built = _built(sandbox)
     k = _pick_k(built, 20, 16411)
-    report = sandbox.run("sanitize", [1, 3, 16411], k, ["memcheck", "racecheck"], timeout=600).value
+    report = sandbox.run(driver.sanitize, [1, 3, 16411], k, ["memcheck", "racecheck"], timeout=600).value
     if "missing" in report:
         pytest.skip(f"needs compute-sanitizer: {report['missing']}")
     for tool, category in (("memcheck", "crash"), ("racecheck", "wrong")):
