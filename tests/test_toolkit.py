@@ -20,7 +20,7 @@ from pytest_llmchallenges.challenges import BUILTIN, CHALLENGES
 from pytest_llmchallenges.challenges.backwards.driver import llmc_drive_backwards
 from pytest_llmchallenges.child import llmc_drive_selfcheck as selfcheck
 from pytest_llmchallenges.child import llmc_entry, llmc_probe
-from pytest_llmchallenges.child.llmc_api import Answer, InterfaceError, Role, SubmissionError, bind_by_name
+from pytest_llmchallenges.child.llmc_api import Answer, InterfaceError, Role, SubmissionError
 from pytest_llmchallenges.child.llmc_bind import BindError, bind
 from pytest_llmchallenges.child.llmc_errors import SubmissionExit, exc_line
 from pytest_llmchallenges.child.llmc_probe import Attempt, first_working, guess
@@ -98,7 +98,6 @@ def test_bind_fills_unknown_required_names_by_the_prompts_order_and_says_so() ->
 
     b = bind(fn, {"x": 1, "gamma": 2, "eps": 3}, PATTERNS, ["x", "gamma", "eps"])
     assert (b.args, b.by_position) == ((1, 2, 3), ("a", "b"))
-    assert bind_by_name(fn, {"x": 1, "gamma": 2, "eps": 3}, PATTERNS, ["x", "gamma", "eps"]) == ((1, 2, 3), {})
 
 
 def test_bind_positional_only_and_keyword_only_parameters() -> None:
@@ -386,25 +385,6 @@ def test_invoke_records_the_parameters_bound_by_position(tmp_path: Path) -> None
     with pytest.raises(SubmissionError) as info:
         sub.invoke(bind(fn, {"x": [1.0], "gamma": 2.0}, PATTERNS, ["x", "gamma"]))
     assert info.value.by_position == ("a", "b") and info.value.own_frames
-
-
-def test_the_deprecated_first_working_counts_every_failure_as_a_failed_probe(tmp_path: Path) -> None:
-    """``Answer.first_working`` (ternary_training's until it adopts ``drive``): even the prescribed function's
-    own error is noted and passed over, and the verdict is a plain interface error, not ``not_driven``."""
-    sub = make_sub(tmp_path, {"a.py": BROKEN})
-
-    def probe(fn: Any) -> Any:
-        if (out := fn([1.0], 2.0)) == [1.0]:
-            raise ValueError("the identity")
-        return out
-
-    with pytest.raises(InterfaceError) as info:
-        sub.first_working("fwd", probe)
-    assert not info.value.not_driven
-    assert "tried a.py:layer_norm_forward: IndexError: list index out of range; " in str(info.value)
-    assert "a.py:forward_ok: ValueError: the identity" in str(info.value)
-    fn, result = sub.first_working("fwd", lambda f: f([1.0] * 6, 2.0))
-    assert fn.__name__ == "layer_norm_forward" and result == 1.0
 
 
 # --- calls into the answer -------------------------------------------------------------------------------------

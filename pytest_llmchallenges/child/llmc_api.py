@@ -24,30 +24,16 @@ from typing import Any
 import numpy as np
 
 try:
-    from . import llmc_bind, llmc_probe, llmc_scan
-    from .llmc_bind import BindError, Binding, parameters, qualified_name, split_arguments
+    from . import llmc_probe, llmc_scan
+    from .llmc_bind import Binding
     from .llmc_errors import InterfaceError, SubmissionError, SubmissionExit, exc_line
 except ImportError:  # inside the child, where this folder is on sys.path
-    import llmc_bind  # type: ignore[no-redef]
     import llmc_probe  # type: ignore[no-redef]
     import llmc_scan  # type: ignore[no-redef]
-    from llmc_bind import BindError, Binding, parameters, qualified_name, split_arguments  # type: ignore[no-redef]
+    from llmc_bind import Binding  # type: ignore[no-redef]
     from llmc_errors import InterfaceError, SubmissionError, SubmissionExit, exc_line  # type: ignore[no-redef]
 
-__all__ = [
-    "Answer",
-    "BindError",
-    "Binding",
-    "Candidate",
-    "InterfaceError",
-    "Role",
-    "SubmissionError",
-    "SubmissionExit",
-    "bind_by_name",
-    "parameters",
-    "qualified_name",
-    "split_arguments",
-]
+__all__ = ["Answer", "Candidate", "InterfaceError", "Role", "SubmissionError", "SubmissionExit"]
 
 
 @dataclass(frozen=True)
@@ -74,18 +60,6 @@ class Candidate:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.name}"
-
-
-def bind_by_name(
-    fn: Callable[..., Any],
-    values: dict[str, Any],
-    patterns: dict[str, str],
-    order: list[str],
-    reusable: tuple[str, ...] = (),
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """:func:`llmc_bind.bind` as (args, kwargs). Deprecated: kept only while ternary_training imports it."""
-    b = llmc_bind.bind(fn, values, patterns, order, reusable)
-    return b.args, b.kwargs
 
 
 class Answer:
@@ -186,22 +160,6 @@ class Answer:
         return llmc_probe.first_working(
             self.attempts(role_name, make), probe, lambda tried: self.interface_error(role_name, tried, hint)
         )
-
-    def first_working(self, role_name: str, probe: Callable[[Any], Any]) -> tuple[Any, Any]:
-        """Deprecated: kept only while ternary_training calls it (use :meth:`drive`, the probe rule). Candidates
-        in rank order, (object, probe result) of the first whose probe succeeds; under this older rule every
-        failure, the answer's own error included, is a failed probe and none is ``not_driven``."""
-        found = self.candidates(role_name)
-        if not found:
-            raise self.interface_error(role_name)
-        problems = []
-        for cand in found[:8]:
-            try:
-                obj = cand.load()
-                return obj, probe(obj)
-            except Exception as exc:  # InterfaceError and SubmissionError included
-                problems.append(f"{cand}: {exc_line(exc)}")
-        raise self.interface_error(role_name, tried=problems)
 
     def interface_error(self, role_name: str, tried: list[str] | None = None, hint: str = "") -> InterfaceError:
         """What could not be driven: the fix (the manifest line) first, so that a one-line report keeps it,
