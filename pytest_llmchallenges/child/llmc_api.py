@@ -25,15 +25,15 @@ import numpy as np
 
 try:
     from . import llmc_probe, llmc_scan
-    from .llmc_bind import Binding
+    from .llmc_bind import Binding, split_arguments  # split_arguments: main's kv driver, until kv's branch merges
     from .llmc_errors import InterfaceError, SubmissionError, SubmissionExit, exc_line
 except ImportError:  # inside the child, where this folder is on sys.path
     import llmc_probe  # type: ignore[no-redef]
     import llmc_scan  # type: ignore[no-redef]
-    from llmc_bind import Binding  # type: ignore[no-redef]
+    from llmc_bind import Binding, split_arguments  # type: ignore[no-redef]
     from llmc_errors import InterfaceError, SubmissionError, SubmissionExit, exc_line  # type: ignore[no-redef]
 
-__all__ = ["Answer", "Candidate", "InterfaceError", "Role", "SubmissionError", "SubmissionExit"]
+__all__ = ["Answer", "Candidate", "InterfaceError", "Role", "SubmissionError", "SubmissionExit", "split_arguments"]
 
 
 @dataclass(frozen=True)
