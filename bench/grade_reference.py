@@ -29,6 +29,7 @@ def sandbox_overhead(calls: int = 20) -> dict[tuple[str, str], tuple[float, floa
     Landlock writes only); ``auto`` adds namespaces, a fresh root, Landlock reads and a cgroup per call."""
     from pytest_llmchallenges import launcher
     from pytest_llmchallenges.calls import Sandbox
+    from pytest_llmchallenges.child.llmc_drive_selfcheck import call_entry
 
     times: dict[tuple[str, str], list[float]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,12 +44,12 @@ def sandbox_overhead(calls: int = 20) -> dict[tuple[str, str], tuple[float, floa
         boxes = {m: Sandbox("backwards", folder, 30, isolation=m[1]) for m in MODES}
         for m, box in boxes.items():
             launcher._LAUNCHER[:] = [launchers[m[0]]]
-            box.run("selfcheck:call_entry", 1)
+            box.run(call_entry, 1)
         for _ in range(calls):
             for m, box in boxes.items():
                 launcher._LAUNCHER[:] = [launchers[m[0]]]
                 start_t = time.perf_counter()
-                box.run("selfcheck:call_entry", 1)
+                box.run(call_entry, 1)
                 times[m].append(time.perf_counter() - start_t)
         os.environ.pop("LLMC_SANDBOX", None)
     return {m: (statistics.median(t), min(t)) for m, t in times.items()}

@@ -40,6 +40,7 @@ VARIANTS = {
 def main() -> None:
     from pytest_llmchallenges import capabilities, isolation
     from pytest_llmchallenges.calls import Sandbox
+    from pytest_llmchallenges.child.llmc_drive_selfcheck import call_entry
     from pytest_llmchallenges.grading import GradingFailure
 
     reason = capabilities.missing("gpu")
@@ -55,7 +56,7 @@ def main() -> None:
             os.environ["LLMC_CUDA_NAMESPACES"] = namespaces
             box = Sandbox("fuse", folder, 120, confine=False, isolation=mode)  # confine=False: as the fuse calls
             try:
-                result = box.run("selfcheck:call_entry", 1000)
+                result = box.run(call_entry, 1000)
                 status = "ok" if result.value == 500500.0 else f"wrong value {result.value!r}"
                 print(f"{name:66s} {status} ({result.confinement})")
             except GradingFailure as exc:

@@ -275,13 +275,21 @@ def versus(
 
 
 def attention_versus_naive(
-    sandbox: Sandbox, node: Any, driver: str, args: tuple, checker: Any, nxn: int, shape: str
+    sandbox: Sandbox,
+    node: Any,
+    timed: Callable[..., Any],
+    baseline: Callable[..., Any],
+    args: tuple,
+    checker: Any,
+    nxn: int,
+    shape: str,
 ) -> None:
-    """flash_attention and its backward: the causal call against the naive full-matrix baseline, the
-    non-causal call interleaved with them (skipped tiles), and peak memory as a fraction of one N x N."""
-    causal = Arm("causal", f"{driver}:timed", (*args, True), check=checker(True), memory=True)
-    naive = Arm("naive", f"{driver}:baseline", (*args, True), trusted=True, memory=True)
-    full = Arm("noncausal", f"{driver}:timed", (*args, False), check=checker(False))
+    """flash_attention and its backward: the causal call of ``timed`` against the naive full-matrix
+    ``baseline`` (both ``@entry`` functions of the challenge's perf driver), the non-causal call interleaved
+    with them (skipped tiles), and peak memory as a fraction of one N x N."""
+    causal = Arm("causal", timed, (*args, True), check=checker(True), memory=True)
+    naive = Arm("naive", baseline, (*args, True), trusted=True, memory=True)
+    full = Arm("noncausal", timed, (*args, False), check=checker(False))
     s, figures = versus(sandbox, node, causal, naive, [full])
     figures |= {
         "causal_over_noncausal": round(s["causal"].median / s["noncausal"].median, 3),

@@ -1,7 +1,8 @@
 """Collection-time check of the driver functions a suite calls: a wrong name is the grader's fault.
 
 For a challenge whose driver declares its entry points (``@entry``, see ``child/llmc_entry.py``), every
-``sandbox.run(...)`` in its suite must name one of them through an imported function, which this reads from
+``sandbox.run(...)`` in its suite, and every efficiency ``Arm(...)`` (its function: an entry of the
+challenge's ``llmc_perf_<c>``), must name one of them through an imported function, which this reads from
 the suite's source when pytest collects it. A string, an unknown name or a helper that is not an entry point
 fails the collection with one line, before any submission is graded, never as a model's failure.
 """
@@ -21,12 +22,23 @@ _CHECKED: dict[tuple[str, str], list[str]] = {}
 
 
 def suite_faults(module: ModuleType, challenge: str) -> list[str]:
-    """One line per call of ``sandbox.run`` in ``module`` that does not name a declared entry point (for a
-    suite whose driver has not opted in, only calls of drivers that have are checked)."""
+    """One line per call of ``sandbox.run`` or ``Arm`` (ENTRY_ARGUMENTS) in ``module`` that does not name a
+    declared entry point (for a suite whose driver has not opted in, only calls of drivers that have are
+    checked)."""
     key = (module.__name__, str(getattr(module, "__file__", "")))
     if key not in _CHECKED:
         _CHECKED[key] = list(_faults(module, challenge))
     return _CHECKED[key]
+
+
+# Calls whose arguments name a driver function: callee -> (position, keyword) of each such argument, and
+# whether the function belongs to the challenge's grading driver or to its efficiency driver (llmc_perf_<c>).
+# ``run`` counts only as ``sandbox.run``; ``Arm`` and the helper are efficiency.py's, however imported.
+ENTRY_ARGUMENTS: dict[str, tuple[tuple[tuple[int, str], ...], bool]] = {
+    "run": (((0, "function"),), False),
+    "Arm": (((1, "function"),), True),
+    "attention_versus_naive": (((2, "timed"), (3, "baseline")), True),
+}
 
 
 def _faults(module: ModuleType, challenge: str) -> Iterator[str]:
@@ -36,33 +48,57 @@ def _faults(module: ModuleType, challenge: str) -> Iterator[str]:
         return
     where = Path(getattr(module, "__file__", module.__name__)).name
     for node in ast.walk(ast.parse(source)):
-        if not (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "run"
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == "sandbox"
-        ):
+        if not isinstance(node, ast.Call) or (callee := _callee(node)) is None:
             continue
+        slots, perf = ENTRY_ARGUMENTS[callee]
+        shown = "sandbox.run" if callee == "run" else callee
         line = f"{where}:{node.lineno}"
-        if not node.args:
-            yield f"{line}: sandbox.run() names no driver function"
-            continue
-        first = node.args[0]
-        text = ast.unparse(first)
-        if isinstance(first, ast.Constant):
-            try:
-                llmc_entry.request(str(first.value), challenge)  # a name is fine for a driver that declares none
-            except ValueError as exc:
-                yield f"{line}: sandbox.run({text}): {exc}"
-            continue
-        if llmc_entry.declared(challenge) is None:
-            continue  # this suite's driver has not opted in: it may compute the name
-        target = _resolve(first, vars(module))
-        if target is _MISSING:
-            yield f"{line}: sandbox.run({text}): {text} is not defined in the suite"
-        elif not llmc_entry.is_entry(target):
-            yield f"{line}: sandbox.run({text}): not an @entry function of a driver"
+        for position, keyword in slots:
+            first = _argument(node, position, keyword)
+            if first is None:
+                yield f"{line}: {shown}() names no driver function"
+                continue
+            driver = llmc_entry.PERF_PREFIX + challenge if perf else challenge
+            if problem := _problem(first, driver, vars(module)):
+                yield f"{line}: {shown}({ast.unparse(first)}): {problem}"
+
+
+def _callee(node: ast.Call) -> str | None:
+    """Which of ENTRY_ARGUMENTS' callees ``node`` calls, if any."""
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    if name == "run":
+        return (
+            name
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "sandbox"
+            else None
+        )
+    return name if name in ENTRY_ARGUMENTS else None
+
+
+def _argument(node: ast.Call, position: int, keyword: str) -> ast.expr | None:
+    if len(node.args) > position and not any(isinstance(a, ast.Starred) for a in node.args[: position + 1]):
+        return node.args[position]
+    return next((k.value for k in node.keywords if k.arg == keyword), None)
+
+
+def _problem(arg: ast.expr, driver: str, names: dict[str, Any]) -> str:
+    """Why ``arg`` does not name a declared entry point ("" when it does)."""
+    text = ast.unparse(arg)
+    if isinstance(arg, ast.Constant):
+        try:
+            llmc_entry.request(str(arg.value), driver)  # a name is fine for a driver that declares none
+        except ValueError as exc:
+            return str(exc)
+        return ""
+    if llmc_entry.declared(driver) is None:
+        return ""  # this suite's driver has not opted in: it may compute the name
+    target = _resolve(arg, names)
+    if target is _MISSING:
+        return f"{text} is not defined in the suite"
+    if not llmc_entry.is_entry(target):
+        return "not an @entry function of a driver"
+    return ""
 
 
 _MISSING = object()

@@ -17,9 +17,10 @@ def write_submission(root: Path, files: dict[str, str]) -> Path:
 
 
 SELFCHECK_SUITE = """
+from pytest_llmchallenges.child.llmc_drive_selfcheck import call_entry
 CHALLENGE = "backwards"
 
 def test_entry(sandbox):
-    r = sandbox.run("selfcheck:call_entry", 21)
+    r = sandbox.run(call_entry, 21)
     assert r.value == 42, f"expected 42, got {r.value!r}"
 """

@@ -13,6 +13,7 @@ import pytest
 
 from pytest_llmchallenges import efficiency as eff
 from pytest_llmchallenges.calls import CallResult, Sandbox
+from pytest_llmchallenges.challenges.flash_attention.driver import llmc_perf_flash_attention as fa_perf
 from pytest_llmchallenges.challenges.flash_attention.oracle import attention_forward
 from pytest_llmchallenges.grading import assert_close
 
@@ -64,7 +65,7 @@ def check(seed: int, out: np.ndarray) -> None:
 
 
 def arm(**kw) -> eff.Arm:
-    return eff.Arm("sub", "llmc_perf_flash_attention:timed", (SHAPE, TILE, True), check=check, **kw)
+    return eff.Arm("sub", fa_perf.timed, (SHAPE, TILE, True), check=check, **kw)
 
 
 def test_samples_statistics():
@@ -105,7 +106,7 @@ def test_a_wrong_timed_output_is_not_measured(tmp_path):
 
 def test_measure_interleaves_and_reaches_min_reps(tmp_path):
     sandbox = Sandbox("flash_attention", folder(tmp_path, SLOW_LIAR.replace("_sleep(0.05)", "pass")), 30.0)
-    base = eff.Arm("base", "llmc_perf_flash_attention:baseline", (SHAPE, TILE, True), trusted=True)
+    base = eff.Arm("base", fa_perf.baseline, (SHAPE, TILE, True), trusted=True)
     got = eff.measure(sandbox, [arm(), base], reps_per_call=3, max_rounds=2, budget_s=0.0)
     assert {k: len(v.seconds) for k, v in got.items()} == {"sub": 6, "base": 6}
 
@@ -141,7 +142,7 @@ def test_submission_calls_are_limited_by_the_baselines(tmp_path, monkeypatch):
     monkeypatch.setattr(eff, "LIMIT_FACTOR", 2.0)
     monkeypatch.setattr(eff, "MIN_LIMIT_S", 0.2)
     sandbox = Sandbox("flash_attention", folder(tmp_path, SLOW_LIAR.replace("0.05", "1.0")), 30.0)
-    base = eff.Arm("base", "llmc_perf_flash_attention:baseline", (SHAPE, TILE, True), trusted=True)
+    base = eff.Arm("base", fa_perf.baseline, (SHAPE, TILE, True), trusted=True)
     with pytest.raises(eff.NotMeasured, match=r"\[timeout\].*limit: 2x the baseline's call"):
         eff.measure(sandbox, [arm(), base], reps_per_call=3, max_rounds=2)
 

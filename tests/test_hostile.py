@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llmchallenges import isolation
+from pytest_llmchallenges.child import llmc_drive_selfcheck as selfcheck
 from tests.grading_run import REPO, GradingRun, grade
 
 HOSTILE = REPO / "tests" / "hostile"
@@ -287,9 +288,9 @@ def test_loud_child_output_does_not_grow_the_grader(tmp_path: Path) -> None:
         "        sys.stderr.write('y' * (1 << 20))\n    return x * 2\n"
     )
     sb = Sandbox("backwards", folder, 60)
-    sb.run("selfcheck:call_entry", 1)  # warm-up: threads, imports
+    sb.run(selfcheck.call_entry, 1)  # warm-up: threads, imports
     before = processes.status_field(os.getpid(), "VmRSS") or 0
-    assert sb.run("selfcheck:call_entry", np.int64(21)).value == 42
+    assert sb.run(selfcheck.call_entry, np.int64(21)).value == 42
     grown = (processes.status_field(os.getpid(), "VmRSS") or 0) - before
     assert grown < 8 << 20, f"the grader grew by {grown / 2**20:.1f} MiB"
 

@@ -15,6 +15,7 @@ from pytest_llmchallenges.merge import merge
 from pytest_llmchallenges.report_html import to_html
 from pytest_llmchallenges.report_markdown import to_markdown
 from pytest_llmchallenges.report_view import build_view, capability_label, cell
+from pytest_llmchallenges.reports import score_line, terminal_lines
 
 FIXTURES = Path(__file__).parent / "report_fixtures"
 
@@ -235,3 +236,42 @@ def test_efficiency_skips_are_the_tables_n_a_not_failure_lines() -> None:
     assert not [f for m in view.failures for f in m.not_graded if "not measured" in f.message]
     assert view.efficiency["alpha"]["kv"] == "n/a" and view.efficiency_notes["alpha"]["kv"] == "timed output wrong"
     assert "title='timed output wrong'>n/a</td>" in to_html(data)
+
+
+# --- the terminal table (reports.terminal_lines) ----------------------------------------------------------------
+def _row(lines: list[str], name: str) -> list[str]:
+    return next(line.split() for line in lines if line.split()[1:2] == [name])
+
+
+def test_terminal_table_rows_footer_notes_then_faults_last() -> None:
+    lines = terminal_lines(load("mixed"), ["a note"])
+    assert lines[0].split()[:5] == ["rank", "submission", "score", "grade", "answered"]
+    assert _row(lines, "beta")[:5] == ["2", "beta", "0.389", "F*", "7/8"]  # provisional: the grade is marked
+    assert "0/0 -*" in lines[1] and lines[1].split()[5:7] == ["3/3", "A"]  # a partial cell is marked too
+    assert lines.index("a note") < lines.index("") < len(lines) - 2  # notes, then the fault block, last
+    assert lines[-2].startswith("GRADER FAULTS (1): ") and lines[-1].startswith("  pytest_llmchallenges/")
+
+
+def test_terminal_cell_says_not_driven_only_when_every_failure_is_one() -> None:
+    data = copy.deepcopy(load("mixed"))
+    kv = next(c for c in next(s for s in data["submissions"] if s["name"] == "beta")["challenges"] if c["name"] == "kv")
+    for t in kv["tests"]:
+        t.update(outcome="failed", category="not_driven", message="no usable cache")
+    assert _row(terminal_lines(data), "beta")[9:11] == ["not", "driven"]  # after backwards and fuse
+    kv["tests"][0]["category"] = "wrong"  # driven once and wrong: the count, not "not driven"
+    assert _row(terminal_lines(data), "beta")[9:11] == ["0/3", "F"]
+
+
+def test_score_line_names_the_mode_and_the_count() -> None:
+    assert score_line({"score_mode": "answered"}, 8).startswith("score: over answered challenges only")
+    assert score_line({}, 1) == "score: over the 1 challenge of the run, a missing one scoring 0 (--llm-score=all)"
+    assert "over all 3 challenges" in score_line({"score_mode": "all"}, 3)
+
+
+def test_no_grader_faults_no_block_and_an_incomplete_run_says_so() -> None:
+    data = copy.deepcopy(load("mixed"))
+    data["grader_faults"] = []
+    data["run"]["incomplete"] = True
+    lines = terminal_lines(data)
+    assert not any(line.startswith("GRADER FAULTS") for line in lines)
+    assert lines[-1].startswith("incomplete: the run stopped early")

@@ -18,6 +18,7 @@ import pytest
 
 from pytest_llmchallenges import isolation, processes, seeding
 from pytest_llmchallenges.calls import IsolationUnavailable, Sandbox
+from pytest_llmchallenges.child import llmc_drive_selfcheck as selfcheck
 from pytest_llmchallenges.child import llmc_wire
 from pytest_llmchallenges.grading import GradingFailure
 
@@ -31,7 +32,7 @@ def box(tmp_path: Path, code: str, timeout: float = 10, **kw: object) -> Sandbox
 
 def verdict(sb: Sandbox, *args: object, **kw: object) -> GradingFailure:
     with pytest.raises(GradingFailure) as info:
-        sb.run("selfcheck:call_entry", *args, **kw)  # type: ignore[arg-type]
+        sb.run(selfcheck.call_entry, *args, **kw)  # type: ignore[arg-type]
     return info.value
 
 
@@ -46,7 +47,7 @@ def tree_hash(root: Path) -> str:
 
 def test_result_comes_back_as_data_not_stdout(tmp_path: Path) -> None:
     sb = box(tmp_path, "import numpy as np\ndef entry(n):\n    print('noise' * 100)\n    return {'a': np.arange(n)}\n")
-    r = sb.run("selfcheck:call_entry", 5)
+    r = sb.run(selfcheck.call_entry, 5)
     assert np.array_equal(r.value["a"], np.arange(5))
     assert "noise" in r.output
 
@@ -95,9 +96,9 @@ def test_background_children_do_not_survive(tmp_path: Path) -> None:
         "    return x * 2\n"
     )
     warm = tmp_path / "warm"
-    box(warm, "def entry(x):\n    return x\n").run("selfcheck:call_entry", 0)  # the fork server is a legit child
+    box(warm, "def entry(x):\n    return x\n").run(selfcheck.call_entry, 0)  # the fork server is a legit child
     before = set(processes.children(os.getpid()))
-    assert box(tmp_path, code).run("selfcheck:call_entry", 21).value == 42
+    assert box(tmp_path, code).run(selfcheck.call_entry, 21).value == 42
     time.sleep(0.2)
     assert set(processes.children(os.getpid())) <= before
     leftover = [p for p in os.listdir("/proc") if p.isdigit() and "sleep\x00600" in _cmdline(p)]
@@ -121,7 +122,7 @@ def test_writes_outside_the_temp_copy_are_refused(tmp_path: Path) -> None:
     for mode in ("auto", "off"):
         sb = box(tmp_path, code, isolation=mode)
         before = tree_hash(tmp_path)
-        assert sb.run("selfcheck:call_entry", 21, str(tmp_path)).value == 42
+        assert sb.run(selfcheck.call_entry, 21, str(tmp_path)).value == 42
         assert tree_hash(tmp_path) == before, mode
 
 
@@ -137,14 +138,14 @@ def test_memory_is_measured_from_outside(tmp_path: Path) -> None:
         "import numpy as np, tracemalloc\ndef entry(n):\n    tracemalloc.stop()\n"
         "    a = np.ones((n, n))\n    return float(a.sum())\n"
     )
-    r = box(tmp_path, code).run("selfcheck:measured_entry", 2048, measure_memory=True)
+    r = box(tmp_path, code).run(selfcheck.measured_entry, 2048, measure_memory=True)
     assert r.peak_bytes is not None and r.peak_bytes > 30 << 20
     assert r.attribution and "stopped" in r.attribution
 
 
 def test_large_output_keeps_only_a_tail(tmp_path: Path) -> None:
     code = "import sys\ndef entry(x):\n    sys.stdout.write('y' * (50 << 20))\n    return x * 2\n"
-    r = box(tmp_path, code, timeout=30).run("selfcheck:call_entry", 21)
+    r = box(tmp_path, code, timeout=30).run(selfcheck.call_entry, 21)
     assert r.value == 42 and len(r.output) < 10_000 and "earlier bytes" in r.output
 
 
@@ -163,7 +164,7 @@ def test_without_landlock_the_audit_hook_still_refuses_writes(tmp_path: Path) ->
         "    except PermissionError as exc:\n        return str(exc)\n    return 'written'\n"
     )
     target = tmp_path / "escape.txt"
-    r = box(tmp_path, code, confine=False, isolation="off").run("selfcheck:call_entry", str(target))
+    r = box(tmp_path, code, confine=False, isolation="off").run(selfcheck.call_entry, str(target))
     assert "refused" in r.value and "audit-hook" in r.confinement
     assert not target.exists()
 
@@ -218,7 +219,7 @@ def test_reads_reach_nothing_beyond_the_copy_and_the_runtime(tmp_path: Path) -> 
     targets += [f"/proc/1/root{canary}", f"/proc/{os.getpid()}/cmdline", str(Path.home() / ".bashrc")]
     os.environ["LLMC_TEST_SECRET"] = secret
     try:
-        r = sb.run("selfcheck:call_entry", targets)
+        r = sb.run(selfcheck.call_entry, targets)
     finally:
         del os.environ["LLMC_TEST_SECRET"]
     assert not r.value["found"], r.value["found"]
@@ -236,7 +237,7 @@ def test_a_readable_path_beneath_tmp_stays_visible(tmp_path: Path, monkeypatch: 
     try:
         (runtime / "probe.txt").write_text("visible")
         monkeypatch.setattr(isolation, "_readable", lambda: (*isolation.readable_paths(), str(runtime)))
-        r = box(tmp_path, READER).run("selfcheck:call_entry", [str(runtime / "probe.txt")])
+        r = box(tmp_path, READER).run(selfcheck.call_entry, [str(runtime / "probe.txt")])
         assert r.value["found"] == {f"{runtime}/probe.txt by {how}": "visible" for how in ("open", "os.open", "cat")}
     finally:
         shutil.rmtree(runtime)
@@ -285,7 +286,7 @@ def test_no_network_reaches_the_grader(tmp_path: Path) -> None:
     abstract.bind("\0" + name)
     try:
         args = (udp.getsockname()[1], tcp.getsockname()[1], unix_path, name)
-        tried = box(tmp_path, NETWORK).run("selfcheck:call_entry", *args).value
+        tried = box(tmp_path, NETWORK).run(selfcheck.call_entry, *args).value
         for s in (udp, tcp, unix, abstract):
             s.setblocking(False)
         for s in (udp, unix, abstract):
@@ -329,7 +330,7 @@ def test_grading_processes_are_untouchable(tmp_path: Path) -> None:
         pids = [os.getpid(), bystander.pid]
         before = [Path(f"/proc/{p}/limits").read_text() for p in pids]
         prio = [os.getpriority(os.PRIO_PROCESS, p) for p in pids]
-        box(tmp_path, PROCESSES).run("selfcheck:call_entry", pids)
+        box(tmp_path, PROCESSES).run(selfcheck.call_entry, pids)
         assert [Path(f"/proc/{p}/limits").read_text() for p in pids] == before
         assert [os.getpriority(os.PRIO_PROCESS, p) for p in pids] == prio
         assert "T" not in Path(f"/proc/{bystander.pid}/stat").read_text().split()[2]
@@ -376,8 +377,8 @@ def test_nothing_persists_between_calls(tmp_path: Path, monkeypatch: pytest.Monk
     sb = box(tmp_path, PERSIST)
     (tmp_path / "temp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))  # any temp folder the grader makes lands here
-    first = sb.run("selfcheck:call_entry", name).value
-    second = sb.run("selfcheck:call_entry", name).value
+    first = sb.run(selfcheck.call_entry, name).value
+    second = sb.run(selfcheck.call_entry, name).value
     assert first == second == {"seen": [], "dev": []}
     assert not (Path("/tmp") / name).exists() and not (Path("/dev/shm") / name).exists()
     assert not list((tmp_path / "temp").iterdir())
@@ -416,14 +417,14 @@ HELPER = FORGE + textwrap.dedent(
 @needs_cgroup
 def test_helper_processes_and_forged_frames_do_not_hide_memory(tmp_path: Path) -> None:
     """An N x N matrix (128 MiB) kept in a helper process, after a forged 'done' frame, is still measured."""
-    r = box(tmp_path, HELPER, timeout=60).run("selfcheck:measured_entry", 4096, measure_memory=True)
+    r = box(tmp_path, HELPER, timeout=60).run(selfcheck.measured_entry, 4096, measure_memory=True)
     assert r.peak_bytes is not None and r.peak_bytes > 120 << 20, r.peak_bytes
 
 
 def test_oversized_result_is_refused_before_it_is_read(tmp_path: Path) -> None:
     code = "import numpy as np\ndef entry(n):\n    return np.ones(n)\n"
     sb = box(tmp_path, code, timeout=60)
-    sb.run("selfcheck:call_entry", 10)
+    sb.run(selfcheck.call_entry, 10)
     before = processes.status_field(os.getpid(), "VmRSS") or 0
     v = verdict(sb, 40 << 20, result_bound=16 << 20)  # 320 MiB announced
     grown = (processes.status_field(os.getpid(), "VmRSS") or 0) - before
@@ -435,7 +436,7 @@ def test_oversized_result_is_refused_before_it_is_read(tmp_path: Path) -> None:
 def test_no_cgroup_mount_or_temp_folder_is_left_behind(tmp_path: Path) -> None:
     sb = box(tmp_path, "def entry(x):\n    return x\n")
     mounts = Path("/proc/self/mountinfo").read_text()
-    sb.run("selfcheck:call_entry", 1)
+    sb.run(selfcheck.call_entry, 1)
     isolation.sweep()
     time.sleep(0.2)
     isolation.sweep()
@@ -466,14 +467,14 @@ def test_without_namespaces_landlock_still_limits_reads(tmp_path: Path, monkeypa
     secret = "canary-" + os.urandom(8).hex()
     (tmp_path / "canary.txt").write_text(secret)
     reference = next((REPO / "reference" / "backwards").glob("*.py"))
-    r = box(tmp_path, READER).run("selfcheck:call_entry", [str(tmp_path / "canary.txt"), str(reference)])
+    r = box(tmp_path, READER).run(selfcheck.call_entry, [str(tmp_path / "canary.txt"), str(reference)])
     assert not r.value["found"] and "reads too" in r.confinement, (r.value["found"], r.confinement)
 
 
 def test_strict_refuses_a_host_without_full_isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(isolation, "_HOST", [isolation.Host(True, 0, "", {"landlock": "x", "cgroup": "y"})])
     with pytest.raises(IsolationUnavailable, match="strict refuses to grade: isolation: partial"):
-        box(tmp_path, "def entry(x):\n    return x\n", isolation="strict").run("selfcheck:call_entry", 1)
+        box(tmp_path, "def entry(x):\n    return x\n", isolation="strict").run(selfcheck.call_entry, 1)
 
 
 def test_seed_default_keeps_the_inputs_and_a_seed_changes_them() -> None:
@@ -493,7 +494,7 @@ def test_an_installed_grader_package_is_hidden(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(isolation, "_readable", lambda: (*isolation.readable_paths(), site_like))
     oracle = isolation.PACKAGE_DIR / "challenges" / "backwards" / "oracle.py"
     readme = isolation.PACKAGE_DIR.parent / "pyproject.toml"
-    r = box(tmp_path, READER).run("selfcheck:call_entry", [str(oracle), str(readme)])
+    r = box(tmp_path, READER).run(selfcheck.call_entry, [str(oracle), str(readme)])
     assert sorted(r.value["found"]) == [f"{readme} by {how}" for how in ("cat", "open", "os.open")]
 
 
@@ -520,7 +521,7 @@ FORGED_MARK = FORGE + textwrap.dedent(
 
 
 def test_a_forged_mark_does_not_hide_an_earlier_peak(tmp_path: Path) -> None:
-    r = box(tmp_path, FORGED_MARK, timeout=60).run("selfcheck:measured_entry", 4096, measure_memory=True)
+    r = box(tmp_path, FORGED_MARK, timeout=60).run(selfcheck.measured_entry, 4096, measure_memory=True)
     assert r.value == 4096 * 4096 and r.peak_bytes is not None and r.peak_bytes > 120 << 20, r.peak_bytes
 
 
@@ -547,7 +548,7 @@ def test_kernel_settings_cannot_be_opened_for_writing(tmp_path: Path, confine: b
     """The call's root is the grader's user mapped (root, when the grader runs as root): /proc is mounted
     read-only so that sysctls and the sysrq trigger stay shut even where Landlock is off."""
     knobs = ["/proc/sysrq-trigger", "/proc/sys/vm/swappiness", "/proc/sys/kernel/core_pattern", "/proc/1/oom_score_adj"]
-    assert box(tmp_path, KERNEL_KNOBS, confine=confine).run("selfcheck:call_entry", knobs).value == []
+    assert box(tmp_path, KERNEL_KNOBS, confine=confine).run(selfcheck.call_entry, knobs).value == []
 
 
 @needs_cgroup
@@ -555,7 +556,7 @@ def test_without_a_resettable_peak_the_cgroup_usage_is_sampled(tmp_path: Path, m
     """cgroup v2 before Linux 6.12 cannot reset memory.peak: the call's usage is sampled instead (a helper's
     N x N held for half a second is still seen)."""
     monkeypatch.setattr(isolation.CallCgroup, "reset_peak", lambda self: False)
-    r = box(tmp_path, HELPER, timeout=60).run("selfcheck:measured_entry", 4096, measure_memory=True)
+    r = box(tmp_path, HELPER, timeout=60).run(selfcheck.measured_entry, 4096, measure_memory=True)
     assert r.peak_bytes is not None and r.peak_bytes > 120 << 20, r.peak_bytes
 
 
@@ -567,7 +568,7 @@ def test_cpu_time_covers_helper_processes(tmp_path: Path) -> None:
         "    burn = 'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.3: pass'\n"
         "    subprocess.run([sys.executable, '-c', burn], check=True)\n    return x\n"
     )
-    r = box(tmp_path, code, timeout=60).run("selfcheck:call_entry", 1)
+    r = box(tmp_path, code, timeout=60).run(selfcheck.call_entry, 1)
     assert r.cpu_seconds is not None and r.cpu_seconds >= 0.3, r.cpu_seconds
 
 

@@ -20,13 +20,13 @@ GOOD = "def entry(x):\n    return x * 2\n"
 BAD = "def entry(x):\n    return x\n"
 SCHEMA = Path(__file__).resolve().parents[1] / "pytest_llmchallenges" / "report.schema.json"
 ARGS = ("-p", "no:cacheprovider")
+SELFCHECK = "from pytest_llmchallenges.child.llmc_drive_selfcheck import call_direct, call_entry\n"
 
 
 def suite(challenge: str, body: str | None = None) -> str:
     """A suite of ``challenge`` through the selfcheck driver (entry(21) must be 42), or the given body."""
-    return f"CHALLENGE = {challenge!r}\nimport os, pytest\n" + (
-        body
-        or 'def test_entry(sandbox):\n    assert sandbox.run("selfcheck:call_entry", 21).value == 42, "expected 42"\n'
+    return f"CHALLENGE = {challenge!r}\nimport os, pytest\n{SELFCHECK}" + (
+        body or 'def test_entry(sandbox):\n    assert sandbox.run(call_entry, 21).value == 42, "expected 42"\n'
     )
 
 
@@ -143,7 +143,7 @@ def test_absent_folder_is_missing_not_na(pytester: pytest.Pytester) -> None:
 
 PARTIAL_SUITE = """
 def test_compiles(sandbox):
-    assert sandbox.run("selfcheck:call_entry", 21).value == 42
+    assert sandbox.run(call_entry, 21).value == 42
 
 @pytest.mark.parametrize("case", range(11))
 def test_on_gpu(sandbox, case):
@@ -181,20 +181,21 @@ def broken_cleanup():
     raise RuntimeError("cleanup went wrong")
 
 def test_ok(sandbox):
-    assert sandbox.run("selfcheck:call_entry", 21).value == 42
+    assert sandbox.run(call_entry, 21).value == 42
 
 def test_unknown_driver_function(sandbox):
-    sandbox.run("selfcheck:no_such_function", 21)
+    run = sandbox.run  # out of the collection check's sight: the run-time guard must catch it too
+    run("selfcheck:no_such_function", 21)
 
 def test_our_bug(sandbox):
     {}["missing key"]
 
 def test_cleanup(sandbox, broken_cleanup):
-    assert sandbox.run("selfcheck:call_entry", 21).value == 42
+    assert sandbox.run(call_entry, 21).value == 42
 
 def test_bad_design(sandbox):
     from pytest_llmchallenges.grading import design
-    design(sandbox.run("selfcheck:call_entry", 21).value == 41, "the suite's own expectation is off")
+    design(sandbox.run(call_entry, 21).value == 41, "the suite's own expectation is off")
 """
 
 
@@ -219,7 +220,7 @@ def test_grader_faults_are_never_charged_to_the_model(pytester: pytest.Pytester)
 
 def test_exception_in_the_submissions_files_is_its_error(pytester: pytest.Pytester) -> None:
     write_submission(pytester.path, {"m/backwards/sol.py": "def entry(x):\n    raise ValueError('boom')\n"})
-    body = 'def test_direct(sandbox):\n    sandbox.run("selfcheck:call_direct", 21)\n'
+    body = "def test_direct(sandbox):\n    sandbox.run(call_direct, 21)\n"
     pytester.makepyfile(test_backwards=suite("backwards", body))
     grade(pytester, target="m")
     test = challenge(load(pytester.path / "r.json"), "m", "backwards")["tests"][0]
@@ -304,7 +305,7 @@ def test_wrong_verdict_is_one_line_and_junit_agrees_under_xdist(pytester: pytest
     write_submission(pytester.path, {"m/backwards/sol.py": BAD})
     body = (
         "def test_entry(sandbox):\n"
-        "    value = sandbox.run('selfcheck:call_entry', 21).value\n"
+        "    value = sandbox.run(call_entry, 21).value\n"
         "    assert value == 42, f'expected 42, got {value!r}'\n"
     )
     pytester.makepyfile(test_backwards=suite("backwards", body))
@@ -329,7 +330,7 @@ def test_a_worker_crash_is_a_grader_fault_everywhere(pytester: pytest.Pytester, 
     write_submission(pytester.path, {"m/backwards/sol.py": GOOD})
     body = (
         "@pytest.fixture\ndef killer():\n    os._exit(1)\n\n"
-        "def test_ok(sandbox):\n    assert sandbox.run('selfcheck:call_entry', 21).value == 42\n\n"
+        "def test_ok(sandbox):\n    assert sandbox.run(call_entry, 21).value == 42\n\n"
         + (
             "def test_kills_worker(sandbox):\n    open('wrote.txt', 'w').write('x')\n    os._exit(1)\n"
             if when == "call"
@@ -351,9 +352,7 @@ def test_a_worker_crash_is_a_grader_fault_everywhere(pytester: pytest.Pytester, 
 
 def test_interrupted_run_is_labelled_incomplete(pytester: pytest.Pytester) -> None:
     write_submission(pytester.path, {"m/backwards/sol.py": BAD})
-    body = "\n".join(
-        f"def test_{i}(sandbox):\n    assert sandbox.run('selfcheck:call_entry', 21).value == 42\n" for i in range(3)
-    )
+    body = "\n".join(f"def test_{i}(sandbox):\n    assert sandbox.run(call_entry, 21).value == 42\n" for i in range(3))
     pytester.makepyfile(test_backwards=suite("backwards", body))
     result = grade(pytester, "-x", target="m")
     assert load(pytester.path / "r.json")["run"]["incomplete"] is True

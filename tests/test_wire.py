@@ -115,15 +115,20 @@ def test_frames_cross_a_pipe() -> None:
             os.close(w)
 
 
-def test_read_frame_refuses_a_declared_length_over_its_limit() -> None:
+def _read_written(data: bytes, limit: int = wire.MAX_FRAME) -> object:
+    """read_frame of ``data`` written to a pipe whose writer is then closed."""
     r, w = os.pipe()
     try:
-        os.write(w, struct.pack("<Q", 1 << 40))
-        with pytest.raises(wire.WireError, match="frame too large"):
-            wire.read_frame(r, limit=1 << 20)
+        os.write(w, data)
+        os.close(w)
+        return wire.read_frame(r, limit)
     finally:
         os.close(r)
-        os.close(w)
+
+
+def test_read_frame_refuses_a_declared_length_over_its_limit() -> None:
+    with pytest.raises(wire.WireError, match="frame too large"):
+        _read_written(struct.pack("<Q", 1 << 40), limit=1 << 20)
 
 
 def _frame(value: object) -> bytes:
@@ -154,3 +159,16 @@ def test_frame_reader_bounds_everything_fed() -> None:
     reader.feed(_frame("x" * 50))
     with pytest.raises(wire.FrameTooLarge):
         reader.feed(b"\0" * 100)
+
+
+def test_a_frame_sends_array_buffers_as_views_not_copies() -> None:
+    """A result the size of the output must not double the child's peak while it is written."""
+    big = np.arange(1 << 16, dtype=np.float64)
+    views = [p for p in wire._parts({"O": big}) if isinstance(p, memoryview)]
+    assert len(views) == 1 and np.shares_memory(np.frombuffer(views[0], dtype=np.float64), big)
+
+
+def test_a_frame_cut_off_mid_body_is_end_of_stream() -> None:
+    body = wire.encode([1, 2, 3])
+    with pytest.raises(EOFError):
+        _read_written(struct.pack("<Q", len(body)) + body[:-2])

@@ -4,6 +4,9 @@ A *role* is something the prompt asks for ("the forward function", "the model cl
 objects are matched to roles in this order: the folder's ``llmchallenge.toml`` manifest, then the names the
 prompt prescribes, then names matching the role's patterns, ranked by an AST scan (no import needed to list
 them). Drivers then probe the best candidates on tiny inputs to learn their calling conventions.
+
+Each job has one home: binding arguments is ``llmc_bind``'s, what a failed probe means is ``llmc_probe``'s
+(its docstring states the rule), and this module only finds candidates and calls into the answer safely.
 """
 
 from __future__ import annotations
@@ -21,30 +24,16 @@ from typing import Any
 import numpy as np
 
 try:
-    from . import llmc_bind, llmc_probe, llmc_scan
-    from .llmc_bind import BindError, Binding, parameters, qualified_name, split_arguments
-    from .llmc_errors import InterfaceError, SubmissionError, SubmissionExit
+    from . import llmc_probe, llmc_scan
+    from .llmc_bind import Binding
+    from .llmc_errors import InterfaceError, SubmissionError, SubmissionExit, exc_line
 except ImportError:  # inside the child, where this folder is on sys.path
-    import llmc_bind  # type: ignore[no-redef]
     import llmc_probe  # type: ignore[no-redef]
     import llmc_scan  # type: ignore[no-redef]
-    from llmc_bind import BindError, Binding, parameters, qualified_name, split_arguments  # type: ignore[no-redef]
-    from llmc_errors import InterfaceError, SubmissionError, SubmissionExit  # type: ignore[no-redef]
+    from llmc_bind import Binding  # type: ignore[no-redef]
+    from llmc_errors import InterfaceError, SubmissionError, SubmissionExit, exc_line  # type: ignore[no-redef]
 
-__all__ = [
-    "Answer",
-    "BindError",
-    "Binding",
-    "Candidate",
-    "InterfaceError",
-    "Role",
-    "SubmissionError",
-    "SubmissionExit",
-    "bind_by_name",
-    "parameters",
-    "qualified_name",
-    "split_arguments",
-]
+__all__ = ["Answer", "Candidate", "InterfaceError", "Role", "SubmissionError", "SubmissionExit"]
 
 
 @dataclass(frozen=True)
@@ -71,56 +60,6 @@ class Candidate:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.name}"
-
-
-def rank_candidates(
-    role_name: str, role: Role, scan: llmc_scan.Scan, manifest: dict[str, str], sub: Answer
-) -> list[Candidate]:
-    if role_name in manifest:
-        file, _, name = manifest[role_name].partition(":")
-        return [Candidate(role_name, file, name, 1000, "named in llmchallenge.toml", sub, documented=True)]
-    prescribed = [p.lower() for p in role.prescribed]
-    found: list[Candidate] = []
-    for d in scan.definitions:
-        if role.kind == "class" and d.kind != "class":
-            continue
-        if role.kind == "function" and d.kind == "class":
-            continue
-        short = d.name.rsplit(".", 1)[-1].lower()
-        if short in prescribed:
-            score, why = (100 if d.kind != "method" else 80), "the prompt's name"
-        else:
-            hit = next((i for i, p in enumerate(role.patterns) if re.search(p, short)), None)
-            if hit is None:
-                continue
-            score, why = 60 - hit - (20 if d.kind == "method" else 0), f"name matches {role.patterns[hit]!r}"
-        if role.min_params and d.kind != "class" and len(d.params) < role.min_params and not d.varargs:
-            score -= 50
-            why += f", but takes {len(d.params)} positional parameters"
-        if llmc_scan.looks_stale(d.file):
-            score -= 30
-            why += ", file looks like a test or an old copy"
-        found.append(Candidate(role_name, d.file, d.name, score, why, sub, documented=short in prescribed))
-    found.sort(key=lambda c: (-c.score, c.file.count("/"), c.file, c.name))
-    return found
-
-
-def bind_by_name(
-    fn: Callable[..., Any],
-    values: dict[str, Any],
-    patterns: dict[str, str],
-    order: list[str],
-    reusable: tuple[str, ...] = (),
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Old name of :func:`llmc_bind.bind`, returning (args, kwargs) only; kept until every driver binds
-    through the toolkit."""
-    b = llmc_bind.bind(fn, values, patterns, order, reusable)
-    return b.args, b.kwargs
-
-
-def _exc_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
 
 
 class Answer:
@@ -153,7 +92,36 @@ class Answer:
         return self._manifest
 
     def candidates(self, role_name: str) -> list[Candidate]:
-        return rank_candidates(role_name, self.roles[role_name], self.scan, self.manifest, self)
+        """A role's candidates, best first: the manifest's entry alone, else the definitions whose short name
+        the prompt prescribes or a pattern matches, ranked down for methods, too few parameters and files that
+        look like tests or old copies (the AST scan: nothing is imported to rank)."""
+        role = self.roles[role_name]
+        manifest = self.manifest
+        if role_name in manifest:
+            file, _, name = manifest[role_name].partition(":")
+            return [Candidate(role_name, file, name, 1000, "named in llmchallenge.toml", self, documented=True)]
+        prescribed = [p.lower() for p in role.prescribed]
+        found: list[Candidate] = []
+        for d in self.scan.definitions:
+            if (role.kind == "class" and d.kind != "class") or (role.kind == "function" and d.kind == "class"):
+                continue
+            short = d.name.rsplit(".", 1)[-1].lower()
+            if short in prescribed:
+                score, why = (100 if d.kind != "method" else 80), "the prompt's name"
+            else:
+                hit = next((i for i, p in enumerate(role.patterns) if re.search(p, short)), None)
+                if hit is None:
+                    continue
+                score, why = 60 - hit - (20 if d.kind == "method" else 0), f"name matches {role.patterns[hit]!r}"
+            if role.min_params and d.kind != "class" and len(d.params) < role.min_params and not d.varargs:
+                score -= 50
+                why += f", but takes {len(d.params)} positional parameters"
+            if llmc_scan.looks_stale(d.file):
+                score -= 30
+                why += ", file looks like a test or an old copy"
+            found.append(Candidate(role_name, d.file, d.name, score, why, self, documented=short in prescribed))
+        found.sort(key=lambda c: (-c.score, c.file.count("/"), c.file, c.name))
+        return found
 
     def classes(self, role_name: str, limit: int = 4, skip: str | None = None) -> list[type]:
         """The classes among the first ``limit`` candidates of a role (names matching ``skip`` left out first):
@@ -192,21 +160,6 @@ class Answer:
         return llmc_probe.first_working(
             self.attempts(role_name, make), probe, lambda tried: self.interface_error(role_name, tried, hint)
         )
-
-    def first_working(self, role_name: str, probe: Callable[[Any], Any]) -> tuple[Any, Any]:
-        """Old binder, kept until the drivers that use it adopt :meth:`drive`: candidates in rank order,
-        (object, probe result) of the first whose probe succeeds; every failure counts as a failed probe."""
-        found = self.candidates(role_name)
-        if not found:
-            raise self.interface_error(role_name)
-        problems = []
-        for cand in found[:8]:
-            try:
-                obj = cand.load()
-                return obj, probe(obj)
-            except Exception as exc:  # InterfaceError and SubmissionError included
-                problems.append(f"{cand}: {_exc_line(exc)}")
-        raise self.interface_error(role_name, tried=problems)
 
     def interface_error(self, role_name: str, tried: list[str] | None = None, hint: str = "") -> InterfaceError:
         """What could not be driven: the fix (the manifest line) first, so that a one-line report keeps it,
@@ -256,7 +209,7 @@ class Answer:
             raise SubmissionExit(f"importing {file} called sys.exit({exc.code!r})") from None
         except BaseException as exc:
             sys.modules.pop(name, None)
-            raise SubmissionError(f"importing {file} raised {_exc_line(exc)}", self.trimmed_traceback(exc)) from None
+            raise SubmissionError(f"importing {file} raised {exc_line(exc)}", self.trimmed_traceback(exc)) from None
         self.on_phase("call")
         self._modules[file] = mod
         return mod
@@ -281,7 +234,7 @@ class Answer:
         except BaseException as exc:
             name = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
             raise SubmissionError(
-                f"{name} raised {_exc_line(exc)}", self.trimmed_traceback(exc), own_frames=self.own_frames(exc)
+                f"{name} raised {exc_line(exc)}", self.trimmed_traceback(exc), own_frames=self.own_frames(exc)
             ) from None
 
     def invoke(self, binding: Binding) -> Any:
@@ -305,7 +258,7 @@ class Answer:
             rel = Path(f.filename).resolve()
             shown = rel.relative_to(self.root).as_posix() if self.root in rel.parents else f.filename
             lines.append(f'  File "{shown}", line {f.lineno}, in {f.name}\n    {(f.line or "").strip()}')
-        lines.append(_exc_line(exc))
+        lines.append(exc_line(exc))
         return "\n".join(lines)
 
     def ready(self) -> None:
@@ -323,7 +276,7 @@ class Answer:
         try:
             arr = np.asarray(value)
         except Exception as exc:
-            raise InterfaceError(f"{what}: cannot be read as an array ({_exc_line(exc)})") from None
+            raise InterfaceError(f"{what}: cannot be read as an array ({exc_line(exc)})") from None
         if arr.dtype == object:
             raise InterfaceError(f"{what}: expected a numeric array, got {type(value).__name__} of mixed objects")
         return arr

@@ -1,4 +1,4 @@
-"""Declared entry points: the driver functions a suite may call through ``sandbox.run``.
+"""Declared entry points: the driver functions a suite may call through ``sandbox.run`` or time in an ``Arm``.
 
 A driver marks them with ``@entry``; a suite imports those very functions (``from
 pytest_llmchallenges.child.llmc_drive_<c> import gradients``) and passes them to ``sandbox.run``, so that a
@@ -85,8 +85,9 @@ def request(function: str | Callable[..., Any], default_driver: str) -> tuple[st
     driver = driver or default_driver
     entries = declared(driver)
     if entries is not None:
+        module = driver if driver.startswith(PERF_PREFIX) else DRIVER_PREFIX + driver
         raise ValueError(
-            f"llmc_drive_{driver} declares its entry points: pass the function, not the string {function!r} "
+            f"{module} declares its entry points: pass the function, not the string {function!r} "
             f"(entries: {', '.join(sorted(entries))})"
         )
     return driver, name

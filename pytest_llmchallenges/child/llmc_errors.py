@@ -40,3 +40,9 @@ class SubmissionError(Exception):
 class SubmissionExit(BaseException):
     """The submission tried to end the process (sys.exit): a crash verdict that no driver's probing loop may
     swallow, hence a BaseException like SystemExit itself."""
+
+
+def exc_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (300 characters at most): how the child names any exception."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__

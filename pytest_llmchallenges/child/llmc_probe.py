@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 try:
-    from .llmc_errors import InterfaceError, SubmissionError
+    from .llmc_errors import InterfaceError, SubmissionError, exc_line
 except ImportError:  # inside the child, where this folder is on sys.path
-    from llmc_errors import InterfaceError, SubmissionError  # type: ignore[no-redef]
+    from llmc_errors import InterfaceError, SubmissionError, exc_line  # type: ignore[no-redef]
 
 MAX_ATTEMPTS = 16
 
@@ -73,10 +73,12 @@ def charged(exc: BaseException, attempt: Attempt) -> bool:
 
 
 def one_line(exc: BaseException) -> str:
+    """An attempt's failure in the list of what was tried: the toolkit's own errors already say what failed,
+    so they lose the type name that any other exception keeps."""
     text = str(exc).strip().splitlines()
     if isinstance(exc, (InterfaceError, SubmissionError)):
         return text[0][:300] if text else type(exc).__name__
-    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+    return exc_line(exc)
 
 
 def first_working(

@@ -184,12 +184,13 @@ class LayerObject:
     def __init__(self, sub: Answer, cls: type) -> None:
         self.sub, self.cls = sub, cls
         methods = {n: getattr(cls, n) for n in dir(cls) if callable(getattr(cls, n, None))}
-        self.fwd_name = next((n for n in methods if _match(n, _FWD_METHOD) and n != "__call__"), None)
-        if self.fwd_name is None and "__call__" in cls.__dict__:
-            self.fwd_name = "__call__"
-        self.bwd_name = next((n for n in methods if _match(n, _BWD_METHOD)), None)
-        if self.fwd_name is None or self.bwd_name is None:
+        fwd = next((n for n in methods if _match(n, _FWD_METHOD) and n != "__call__"), None)
+        if fwd is None and "__call__" in cls.__dict__:
+            fwd = "__call__"
+        bwd = next((n for n in methods if _match(n, _BWD_METHOD)), None)
+        if fwd is None or bwd is None:
             raise InterfaceError(f"class {cls.__name__} has no forward/backward method pair")
+        self.fwd_name, self.bwd_name = fwd, bwd
 
         # forward(x, gamma, beta, eps) as a (static) method: a function pair that happens to live in a class
         takes_params = any(_match(p.name, _GAMMA) for p in _params(getattr(cls, self.fwd_name)))
@@ -206,7 +207,7 @@ class LayerObject:
 
     def _construct(self, gamma: np.ndarray | None, beta: np.ndarray | None = None, eps: float = 1e-5) -> Any:
         values: dict[str, Any] = {"eps": eps}
-        if gamma is not None:
+        if gamma is not None and beta is not None:
             values.update(dim=gamma.shape[0], gamma=gamma.copy(), beta=beta.copy())
         patterns = {"dim": _DIM, "eps": _EPS, "gamma": _GAMMA, "beta": _BETA}
         return self.sub.invoke(_bind(self.cls, values, patterns, ["dim", "eps"]))
@@ -345,7 +346,7 @@ def gradients(sub: Answer, cases: list[dict[str, Any]], allow_errors: bool = Fal
     and ``allow_errors`` is set (used for input ranks the prompt does not require)."""
     adapter = _adapter(sub)
     sub.ready()
-    results = []
+    results: list[dict[str, Any]] = []
     for case in cases:
         try:
             y, state = adapter.forward(case["x"], case["gamma"], case["beta"], case["eps"])

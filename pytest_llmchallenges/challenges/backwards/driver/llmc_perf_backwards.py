@@ -6,9 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Answer
-from llmc_drive_backwards import ROLES, _adapter
-from llmc_perf_common import timed_reps
+
+try:
+    from pytest_llmchallenges.challenges.backwards.driver.llmc_drive_backwards import ROLES, _adapter
+    from pytest_llmchallenges.child.llmc_api import Answer
+    from pytest_llmchallenges.child.llmc_entry import entry
+    from pytest_llmchallenges.child.llmc_perf_common import timed_reps
+except ImportError:  # inside the child, where this folder and the toolkit's are on sys.path
+    from llmc_api import Answer  # type: ignore[no-redef]
+    from llmc_drive_backwards import ROLES, _adapter  # type: ignore[no-redef]
+    from llmc_entry import entry  # type: ignore[no-redef]
+    from llmc_perf_common import timed_reps  # type: ignore[no-redef]
 
 __all__ = ["ROLES", "baseline", "inputs", "timed"]
 
@@ -23,6 +31,7 @@ def inputs(seed: int, shape: list[int]) -> tuple[np.ndarray, ...]:
     return x, gamma, beta, rng.standard_normal(tuple(shape))
 
 
+@entry
 def timed(sub: Answer, seeds: list[int], shape: list[int], memory: bool = False) -> dict[str, Any]:
     """The submission's forward then backward per seed; dx, dgamma, dbeta as float64."""
     adapter = _adapter(sub)
@@ -35,6 +44,7 @@ def timed(sub: Answer, seeds: list[int], shape: list[int], memory: bool = False)
     return {"outputs": timed_reps(sub, seeds, lambda s: inputs(s, shape), run, memory, inputs(0, [2, 4, shape[-1]]))}
 
 
+@entry
 def baseline(sub: Answer, seeds: list[int], shape: list[int], memory: bool = False) -> dict[str, Any]:
     """The vectorised NumPy forward + backward (the submission is not imported)."""
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges import efficiency as eff
+from pytest_llmchallenges.challenges.backwards.driver.llmc_perf_backwards import baseline, timed
 from pytest_llmchallenges.challenges.backwards.oracle import layer_norm_grads
 from pytest_llmchallenges.grading import assert_close
 
@@ -34,9 +35,8 @@ def check(seed: int, out) -> None:
 
 def test_efficiency(sandbox, request):
     """Measured, not graded: figures on the report; a submission that cannot be timed is skipped with why."""
-    driver = "llmc_perf_backwards"
-    arm = eff.Arm("fwdbwd", f"{driver}:timed", (SHAPE,), check=check, memory=True)
-    base = eff.Arm("numpy", f"{driver}:baseline", (SHAPE,), trusted=True, memory=True)
+    arm = eff.Arm("fwdbwd", timed, (SHAPE,), check=check, memory=True)
+    base = eff.Arm("numpy", baseline, (SHAPE,), trusted=True, memory=True)
     s, figures = eff.versus(sandbox, request.node, arm, base, label="NumPy")
     figures |= {
         "peak_mib": round((s["fwdbwd"].memory_peak or 0) / 2**20, 1),

@@ -10,19 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Answer
-from llmc_drive_beam_search import (
-    ROLES,
-    ModelView,
-    add_folder_to_path,
-    find_search,
-    generic_model,
-    install,
-    make_model,
-    run_job,
-)
-from llmc_perf_common import timed_reps
 
+try:
+    from pytest_llmchallenges.challenges.beam_search.driver import llmc_drive_beam_search as drive
+    from pytest_llmchallenges.child.llmc_api import Answer
+    from pytest_llmchallenges.child.llmc_entry import entry
+    from pytest_llmchallenges.child.llmc_perf_common import timed_reps
+except ImportError:  # inside the child, where this folder and the toolkit's are on sys.path
+    import llmc_drive_beam_search as drive  # type: ignore[no-redef]
+    from llmc_api import Answer  # type: ignore[no-redef]
+    from llmc_entry import entry  # type: ignore[no-redef]
+    from llmc_perf_common import timed_reps  # type: ignore[no-redef]
+
+ROLES = drive.ROLES
 __all__ = ["ROLES", "prompts", "timed"]
 
 MODEL = {"kind": "minimal"}
@@ -34,14 +34,15 @@ def prompts(seed: int, batch: int) -> list[list[int]]:
     return [[int(t) for t in rng.integers(1, 1000, size=3 + 2 * i)] for i in range(batch)]
 
 
+@entry
 def timed(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]:
     """One search per seed: {beams, calls, rows} each."""
-    add_folder_to_path(sub)
-    owner, method = find_search(sub)
+    drive.add_folder_to_path(sub)
+    owner, method = drive.find_search(sub)
     first = prompts(0, 2)
-    view = ModelView(make_model(MODEL, first), first)
-    inst = install(sub, view, owner)
-    model_arg = inst.instance if inst.instance is not None else generic_model(view)
+    view = drive.ModelView(drive.make_model(MODEL, first), first)
+    inst = drive.install(sub, view, owner)
+    model_arg = inst.instance if inst.instance is not None else drive.generic_model(view)
 
     def job(ps: list[list[int]], steps: int) -> dict[str, Any]:
         return {
@@ -50,7 +51,7 @@ def timed(sub: Answer, seeds: list[int], spec: dict[str, Any]) -> dict[str, Any]
         }  # fmt: skip
 
     def run(ps: list[list[int]]) -> dict[str, Any]:
-        out = run_job(sub, view, inst, model_arg, owner, method, job(ps, spec["max_new_tokens"]))
+        out = drive.run_job(sub, view, inst, model_arg, owner, method, job(ps, spec["max_new_tokens"]))
         return {k: out[k] for k in ("beams", "calls", "rows", "rows_without_prompt")}
 
     outs = timed_reps(sub, seeds, lambda s: (prompts(s, spec["batch"]),), run, warm_inputs=(first,))

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges import efficiency as eff
+from pytest_llmchallenges.challenges.beam_search.driver.llmc_perf_beam_search import timed
 from pytest_llmchallenges.challenges.beam_search.driver.llmc_scripted import MinimalTokenModel
 from pytest_llmchallenges.challenges.beam_search.oracle import AmbiguousScript, search_one
 from pytest_llmchallenges.child.llmc_models import MinimalLM
@@ -54,9 +55,7 @@ def check(seed: int, out: dict, counts: list) -> None:
 def test_efficiency(sandbox, request):
     """Measured, not graded: figures on the report; a submission that cannot be timed is skipped with why."""
     counts: list[tuple[int, int]] = []
-    arm = eff.Arm(
-        "search", "llmc_perf_beam_search:timed", (SPEC,), check=lambda seed, out: check(seed, out, counts), timeout=60
-    )
+    arm = eff.Arm("search", timed, (SPEC,), check=lambda seed, out: check(seed, out, counts), timeout=60)
     try:
         s = eff.measure(sandbox, [arm], reps_per_call=5, max_rounds=1)
     except eff.NotMeasured as exc:

@@ -113,7 +113,7 @@ class AttentionForward:
         owner, _, method = cand.name.rpartition(".")
         self.fn: Any = None
         if owner:
-            self.cls: type | None = sub.load(cand.file, owner)
+            self.cls: Any = sub.load(cand.file, owner)  # the answer's class, or None for a function
             self.method = method
         else:
             obj = cand.load()
@@ -124,7 +124,7 @@ class AttentionForward:
             raise InterfaceError(f"class {self.label} has no forward/__call__ method")
 
     def instance(self, tile_size: int, causal: bool | None) -> Any:
-        return construct(self.sub, self.cls, tile_size, causal)  # type: ignore[arg-type]
+        return construct(self.sub, self.cls, tile_size, causal)
 
     def __call__(
         self, Q: np.ndarray, K: np.ndarray, V: np.ndarray, tile_size: int, causal: bool | None

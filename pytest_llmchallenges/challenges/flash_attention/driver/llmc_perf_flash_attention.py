@@ -5,13 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Answer
-from llmc_drive_flash_attention import ROLES, attention_forward, find_output, seeded_inputs
-from llmc_perf_common import timed_reps
+
+try:
+    from pytest_llmchallenges.challenges.flash_attention.driver.llmc_drive_flash_attention import (
+        ROLES,
+        attention_forward,
+        find_output,
+        seeded_inputs,
+    )
+    from pytest_llmchallenges.child.llmc_api import Answer
+    from pytest_llmchallenges.child.llmc_entry import entry
+    from pytest_llmchallenges.child.llmc_perf_common import timed_reps
+except ImportError:  # inside the child, where this folder and the toolkit's are on sys.path
+    from llmc_api import Answer  # type: ignore[no-redef]
+    from llmc_drive_flash_attention import ROLES, attention_forward, find_output, seeded_inputs  # type: ignore[no-redef]
+    from llmc_entry import entry  # type: ignore[no-redef]
+    from llmc_perf_common import timed_reps  # type: ignore[no-redef]
 
 __all__ = ["ROLES", "baseline", "timed"]
 
 
+@entry
 def timed(
     sub: Answer, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
 ) -> dict[str, Any]:
@@ -29,6 +43,7 @@ def inputs(seed: int, shape: list[int]) -> tuple[np.ndarray, ...]:
     return tuple(seeded_inputs(seed, tuple(shape), "float64"))
 
 
+@entry
 def baseline(
     sub: Answer, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
 ) -> dict[str, Any]:

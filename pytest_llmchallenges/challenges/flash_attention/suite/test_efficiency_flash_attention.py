@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges import efficiency as eff
+from pytest_llmchallenges.challenges.flash_attention.driver.llmc_perf_flash_attention import baseline, timed
 from pytest_llmchallenges.challenges.flash_attention.oracle import attention_forward
 from pytest_llmchallenges.grading import assert_close
 
@@ -36,7 +37,8 @@ def test_efficiency(sandbox, request):
     eff.attention_versus_naive(
         sandbox,
         request.node,
-        "llmc_perf_flash_attention",
+        timed,
+        baseline,
         (SHAPE, TILE),
         checker,
         NXN,

@@ -125,7 +125,7 @@ class FlashPair:
         owner, _, method = bwd_cand.name.rpartition(".")
         self.bwd_cls: type | None = sub.load(bwd_cand.file, owner) if owner else None
         self.bwd_method = method
-        self.bwd_fn = None if owner else bwd_cand.load()
+        self.bwd_fn: Any = None if owner else bwd_cand.load()
 
     def forward(self, Q: np.ndarray, K: np.ndarray, V: np.ndarray, tile: int, causal: bool | None) -> dict:
         raw, obj = self.fwd(Q, K, V, tile, causal)
@@ -276,7 +276,7 @@ def gradcheck(
 
 
 @entry
-def memory(sub: Answer, seed: int, shape: list[int], tile_size: int) -> dict[str, Any]:
+def forward_backward_memory(sub: Answer, seed: int, shape: list[int], tile_size: int) -> dict[str, Any]:
     """Forward + backward on a large causal problem, measured from outside: inputs (Q, K, V, dO from ``seed``)
     are built and the code warmed up before ``sub.ready()``. Returns all of O and dQ: the grading process
     picks the rows it spot-checks after the result has arrived."""

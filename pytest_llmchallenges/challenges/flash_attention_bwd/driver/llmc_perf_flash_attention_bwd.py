@@ -6,16 +6,29 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from llmc_api import Answer
-from llmc_drive_flash_attention import seeded_inputs
-from llmc_drive_flash_attention_bwd import ROLES, flash_pair
-from llmc_perf_common import timed_reps
+
+try:
+    from pytest_llmchallenges.challenges.flash_attention.driver.llmc_drive_flash_attention import seeded_inputs
+    from pytest_llmchallenges.challenges.flash_attention_bwd.driver.llmc_drive_flash_attention_bwd import (
+        ROLES,
+        flash_pair,
+    )
+    from pytest_llmchallenges.child.llmc_api import Answer
+    from pytest_llmchallenges.child.llmc_entry import entry
+    from pytest_llmchallenges.child.llmc_perf_common import timed_reps
+except ImportError:  # inside the child, where the driver folders and the toolkit's are on sys.path
+    from llmc_api import Answer  # type: ignore[no-redef]
+    from llmc_drive_flash_attention import seeded_inputs  # type: ignore[no-redef]
+    from llmc_drive_flash_attention_bwd import ROLES, flash_pair  # type: ignore[no-redef]
+    from llmc_entry import entry  # type: ignore[no-redef]
+    from llmc_perf_common import timed_reps  # type: ignore[no-redef]
 
 __all__ = ["ROLES", "baseline", "timed"]
 
 GRADS = ("dQ", "dK", "dV")
 
 
+@entry
 def timed(
     sub: Answer, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
 ) -> dict[str, Any]:
@@ -33,6 +46,7 @@ def timed(
     return {"outputs": [{g: np.asarray(o[g], dtype=np.float64) for g in GRADS} for o in outs]}
 
 
+@entry
 def baseline(
     sub: Answer, seeds: list[int], shape: list[int], tile_size: int, causal: bool, memory: bool = False
 ) -> dict[str, Any]:

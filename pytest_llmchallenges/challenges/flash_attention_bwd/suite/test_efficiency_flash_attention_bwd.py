@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from pytest_llmchallenges import efficiency as eff
+from pytest_llmchallenges.challenges.flash_attention_bwd.driver.llmc_perf_flash_attention_bwd import baseline, timed
 from pytest_llmchallenges.challenges.flash_attention_bwd.oracle import attention_backward, attention_dq_rows
 from pytest_llmchallenges.grading import assert_close
 
@@ -46,7 +47,8 @@ def test_efficiency(sandbox, request):
     eff.attention_versus_naive(
         sandbox,
         request.node,
-        "llmc_perf_flash_attention_bwd",
+        timed,
+        baseline,
         (SHAPE, TILE),
         checker,
         NXN,

@@ -123,7 +123,9 @@ def test_backward_memory(sandbox, rng):
     seed = int(rng.integers(2**31))
     nxn = N * N * 8
     limit = nxn // 5
-    result = sandbox.run(driver.memory, seed, [B, H, N, D], T, measure_memory=True, timeout=120, peak_limit=limit)
+    result = sandbox.run(
+        driver.forward_backward_memory, seed, [B, H, N, D], T, measure_memory=True, timeout=120, peak_limit=limit
+    )
     rows = np.sort(rng.choice(N, size=24, replace=False))  # chosen after the result: the child never saw them
     rows[:2] = (0, N - 1)
     if result.peak_bytes is None:
