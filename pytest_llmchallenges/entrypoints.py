@@ -1,7 +1,7 @@
 """Collection-time check of the driver functions a suite calls: a wrong name is the grader's fault.
 
-For a challenge whose driver declares its entry points (``@entry``, see ``child/llmc_entry.py``), every
-``sandbox.run(...)`` in its suite, and every efficiency ``Arm(...)`` (its function: an entry of the
+Every driver declares its entry points (``@entry``, see ``child/llmc_entry.py``); every
+``sandbox.run(...)`` in a suite, and every efficiency ``Arm(...)`` (its function: an entry of the
 challenge's ``llmc_perf_<c>``), must name one of them through an imported function, which this reads from
 the suite's source when pytest collects it. A string, an unknown name or a helper that is not an entry point
 fails the collection with one line, before any submission is graded, never as a model's failure.
@@ -23,8 +23,7 @@ _CHECKED: dict[tuple[str, str], list[str]] = {}
 
 def suite_faults(module: ModuleType, challenge: str) -> list[str]:
     """One line per call of ``sandbox.run`` or ``Arm`` (ENTRY_ARGUMENTS) in ``module`` that does not name a
-    declared entry point (for a suite whose driver has not opted in, only calls of drivers that have are
-    checked)."""
+    declared entry point."""
     key = (module.__name__, str(getattr(module, "__file__", "")))
     if key not in _CHECKED:
         _CHECKED[key] = list(_faults(module, challenge))
@@ -87,12 +86,9 @@ def _problem(arg: ast.expr, driver: str, names: dict[str, Any]) -> str:
     text = ast.unparse(arg)
     if isinstance(arg, ast.Constant):
         try:
-            llmc_entry.request(str(arg.value), driver)  # a name is fine for a driver that declares none
+            llmc_entry.request(str(arg.value), driver)  # always refused: the message says what to pass
         except ValueError as exc:
             return str(exc)
-        return ""
-    if llmc_entry.declared(driver) is None:
-        return ""  # this suite's driver has not opted in: it may compute the name
     target = _resolve(arg, names)
     if target is _MISSING:
         return f"{text} is not defined in the suite"

@@ -164,11 +164,12 @@ def test_decode_taking_x_as_b_1_d_is_found_by_its_variant(tmp_path: Path) -> Non
 
 
 # --- the probe rule, as the kv driver meets it ---------------------------------------------------------------
-def test_nothing_that_fits_is_not_driven_with_the_fix(tmp_path: Path) -> None:
+def test_nothing_that_matches_is_an_interface_failure_with_the_fix(tmp_path: Path) -> None:
+    """No candidate matches any kv role: the answer lacks the API (``interface``), not "not driven"."""
     folder = written(tmp_path, {"a.py": "def unrelated():\n    pass\n"})
     with pytest.raises(InterfaceError) as info:
         session(folder)
-    assert info.value.not_driven
+    assert not info.value.not_driven
     assert "fix: add to llmchallenge.toml" in str(info.value) and "name the parts in llmchallenge.toml" in str(
         info.value
     )

@@ -240,6 +240,15 @@ def test_an_attempt_that_never_reaches_the_answer_is_a_failed_probe_with_its_typ
     assert "tried first: KeyError: 'O'; second: KeyError: 'missing'" in str(info.value)
 
 
+def test_no_attempt_at_all_is_a_plain_interface_failure(tmp_path: Path) -> None:
+    """Nothing matches the role: the answer lacks what the prompt asks for (``interface``), which is not the
+    grader failing to drive something it found (``not_driven``)."""
+    sub = make_sub(tmp_path, {"a.py": "X = 1\n"})
+    with pytest.raises(InterfaceError) as info:
+        first_working([], lambda a: a, lambda t: sub.interface_error("fwd", t))
+    assert not info.value.not_driven
+
+
 def test_at_most_max_attempts_are_tried(tmp_path: Path) -> None:
     sub = make_sub(tmp_path, {"a.py": BROKEN})
     made: list[int] = []
@@ -473,7 +482,7 @@ def test_exc_line_is_the_type_and_the_first_line() -> None:
 
 
 # --- declared entry points -------------------------------------------------------------------------------------
-def test_entry_functions_become_requests_and_strings_are_refused_for_opted_in_drivers() -> None:
+def test_entry_functions_become_requests_and_strings_are_refused() -> None:
     assert llmc_entry.request(llmc_drive_backwards.gradients, "kv") == ("backwards", "gradients")
     assert llmc_entry.declared("backwards") == {"gradients", "finite_differences"}
     with pytest.raises(ValueError, match="not a declared driver entry point"):
@@ -481,9 +490,9 @@ def test_entry_functions_become_requests_and_strings_are_refused_for_opted_in_dr
     with pytest.raises(ValueError, match="pass the function, not the string 'gradients'"):
         llmc_entry.request("gradients", "backwards")
     assert llmc_entry.request(selfcheck.call_entry, "backwards") == ("selfcheck", "call_entry")
-    assert llmc_entry.declared("unlisted") is None  # a driver that has not opted in is still called by name
-    assert llmc_entry.request("session", "unlisted") == ("unlisted", "session")
-    assert llmc_entry.request("unlisted:session", "backwards") == ("unlisted", "session")
+    assert llmc_entry.declared("unlisted") is None
+    with pytest.raises(ValueError, match=r"llmc_drive_unlisted .*it declares none: mark them @entry"):
+        llmc_entry.request("unlisted:session", "backwards")  # a driver without @entry is refused too
 
 
 def _suite(tmp_path: Path, body: str) -> ModuleType:

@@ -1,10 +1,10 @@
 """Declared entry points: the driver functions a suite may call through ``sandbox.run`` or time in an ``Arm``.
 
 A driver marks them with ``@entry``; a suite imports those very functions (``from
-pytest_llmchallenges.child.llmc_drive_<c> import gradients``) and passes them to ``sandbox.run``, so that a
-misspelt name fails at import, where pytest collects the suite, and a static checker sees it too. The
-grading process turns the function into its (driver, name) request; the child looks the name up as before.
-Opt-in: a driver with no ``@entry`` is still called by name.
+pytest_llmchallenges.challenges.<c>.driver.llmc_drive_<c> import gradients``) and passes them to
+``sandbox.run``, so that a misspelt name fails at import, where pytest collects the suite, and a static
+checker sees it too. The grading process turns the function into its (driver, name) request; the child looks
+the name up. Every driver declares its entry points: a string is refused, at collection and at run time alike.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def driver_of(fn: Any) -> str | None:
 def declared(driver: str) -> frozenset[str] | None:
     """Names of the ``@entry`` functions of a driver (``llmc_drive_<driver>.py``, or the efficiency driver
     ``llmc_perf_<challenge>.py`` itself), read from its source (nothing is imported); None when the driver
-    declares none (it has not opted in) or does not exist."""
+    declares none (the run then refuses every call of it) or does not exist."""
     if driver.startswith(PERF_PREFIX):
         return _declared(FOLDERS.get(driver[len(PERF_PREFIX) :], HERE) / f"{driver}.py")
     return _declared(FOLDERS.get(driver, HERE) / f"{DRIVER_PREFIX}{driver}.py")
@@ -71,23 +71,17 @@ def _attr(node: ast.expr, name: str) -> bool:
 
 
 def request(function: str | Callable[..., Any], default_driver: str) -> tuple[str, str]:
-    """(driver, function name) for a call, checked against the driver's declared entry points.
-
-    ``function`` is an entry function itself, or (for drivers that have not opted in) its name, "name" or
-    "driver:name". ValueError, a fault of the grader and never of a model, for anything else."""
+    """(driver, function name) for a call of a declared entry point: ``function`` is the ``@entry`` function
+    itself, never its name, so that a checker sees what a suite calls. ValueError, a fault of the grader and
+    never of a model, for anything else (``default_driver`` only words the message for a string)."""
     if callable(function):
         driver = driver_of(function)
         name = getattr(function, "__name__", "")
         if driver is None or not is_entry(function):
             raise ValueError(f"{function!r} is not a declared driver entry point (mark it @entry in its driver)")
         return driver, name
-    driver, _, name = str(function).rpartition(":")
-    driver = driver or default_driver
+    driver = str(function).rpartition(":")[0] or default_driver
+    module = driver if driver.startswith(PERF_PREFIX) else DRIVER_PREFIX + driver
     entries = declared(driver)
-    if entries is not None:
-        module = driver if driver.startswith(PERF_PREFIX) else DRIVER_PREFIX + driver
-        raise ValueError(
-            f"{module} declares its entry points: pass the function, not the string {function!r} "
-            f"(entries: {', '.join(sorted(entries))})"
-        )
-    return driver, name
+    listed = f"entries: {', '.join(sorted(entries))}" if entries else "it declares none: mark them @entry"
+    raise ValueError(f"{module} declares its entry points: pass the function, not the string {function!r} ({listed})")

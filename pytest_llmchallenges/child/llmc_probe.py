@@ -20,6 +20,8 @@ and run it once on a tiny input the prompt allows. An attempt ends in one of thr
 
 When no attempt works and none raised the answer's error, the verdict is ``interface`` (``not_driven``):
 what was tried, one line each, and the manifest line that would have made the first attempt the right one.
+When there was no attempt at all (no candidate matches the role), it is a plain ``interface`` failure: the
+answer lacks what the prompt asks for, which is not the grader failing to drive it.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def first_working(
         others = [t for t in tried if not t.endswith(one_line(answer_error))]
         raise _with_context(answer_error, others)
     error = none_fits(tried)
-    error.not_driven = True
+    error.not_driven = bool(tried)  # no attempt at all: nothing matches the role, a plain interface failure
     raise error
 
 
