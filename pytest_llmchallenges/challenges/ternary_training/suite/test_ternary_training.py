@@ -498,15 +498,15 @@ def _from_text(text: str) -> dict:
             m = re.search(r"loss\W{0,12}?" + _NUMBER, low[low.index("loss") :])
             if m and not re.search(r"val|valid", low[: low.index("loss")]):
                 found["train_loss"] = float(m.group(1))
-        if "val_ppl" not in found and re.search(
-            r"(val|valid|validation|held[- ]?out|test|eval)[^\n]{0,30}(perplexity|ppl)", low
-        ):
-            tail = low[re.search(r"perplexity|ppl", low).end() :]
-            m = re.search(_NUMBER, tail)
+        named = re.search(r"(val|valid|validation|held[- ]?out|test|eval)[^\n]{0,30}(perplexity|ppl)", low)
+        first = re.search(r"perplexity|ppl", low)  # the line's first mention: as before the typing fix
+        if "val_ppl" not in found and named and first:
+            m = re.search(_NUMBER, low[first.end() :])
             if m:
                 found["val_ppl"] = float(m.group(1))
-        if "bpb" not in found and re.search(r"bits?[ _/-]?per[ _-]?(byte|char)|bpb", low):
-            m = re.search(_NUMBER, low[re.search(r"bits?[ _/-]?per[ _-]?(byte|char)|bpb", low).end() :])
+        unit = re.search(r"bits?[ _/-]?per[ _-]?(byte|char)|bpb", low)
+        if "bpb" not in found and unit:
+            m = re.search(_NUMBER, low[unit.end() :])
             if m:
                 found["bpb"] = float(m.group(1))
         if (
