@@ -499,9 +499,8 @@ def _from_text(text: str) -> dict:
             if m and not re.search(r"val|valid", low[: low.index("loss")]):
                 found["train_loss"] = float(m.group(1))
         named = re.search(r"(val|valid|validation|held[- ]?out|test|eval)[^\n]{0,30}(perplexity|ppl)", low)
-        first = re.search(r"perplexity|ppl", low)  # the line's first mention: as before the typing fix
-        if "val_ppl" not in found and named and first:
-            m = re.search(_NUMBER, low[first.end() :])
+        if "val_ppl" not in found and named:  # the number after the validation perplexity's own mention, not
+            m = re.search(_NUMBER, low[named.end(2) :])  # the line's first "ppl" ("train ppl 9, val ppl 12")
             if m:
                 found["val_ppl"] = float(m.group(1))
         unit = re.search(r"bits?[ _/-]?per[ _-]?(byte|char)|bpb", low)
