@@ -94,6 +94,7 @@ def serve(fd_in: int, fd_out: int, isolated: bool = False, skipped: list[str] | 
 
     import llmc_api
     import llmc_confine
+    import llmc_entry
     import numpy as np
 
     workdir = os.getcwd()
@@ -150,8 +151,7 @@ def serve(fd_in: int, fd_out: int, isolated: bool = False, skipped: list[str] | 
 
     result: dict
     try:
-        name = request["challenge"]
-        driver = __import__(name if name.startswith("llmc_perf") else "llmc_drive_" + name)
+        driver = __import__(llmc_entry.module_of(request["challenge"]))
         fn = getattr(driver, request["function"])
         sub = llmc_api.Answer(__import__("pathlib").Path(workdir), getattr(driver, "ROLES", {}), ready)
         sub.on_phase = phase

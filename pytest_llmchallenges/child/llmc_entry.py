@@ -43,13 +43,17 @@ def driver_of(fn: Any) -> str | None:
     return module[len(DRIVER_PREFIX) :] if module.startswith(DRIVER_PREFIX) else None
 
 
+def module_of(driver: str) -> str:
+    """The module the child imports for a driver: ``llmc_drive_<driver>``, or an efficiency driver's own name."""
+    return driver if driver.startswith(PERF_PREFIX) else DRIVER_PREFIX + driver
+
+
 def declared(driver: str) -> frozenset[str] | None:
     """Names of the ``@entry`` functions of a driver (``llmc_drive_<driver>.py``, or the efficiency driver
     ``llmc_perf_<challenge>.py`` itself), read from its source (nothing is imported); None when the driver
     declares none (the run then refuses every call of it) or does not exist."""
-    if driver.startswith(PERF_PREFIX):
-        return _declared(FOLDERS.get(driver[len(PERF_PREFIX) :], HERE) / f"{driver}.py")
-    return _declared(FOLDERS.get(driver, HERE) / f"{DRIVER_PREFIX}{driver}.py")
+    folder = FOLDERS.get(driver.removeprefix(PERF_PREFIX), HERE)
+    return _declared(folder / f"{module_of(driver)}.py")
 
 
 @cache
@@ -81,7 +85,7 @@ def request(function: str | Callable[..., Any], default_driver: str) -> tuple[st
             raise ValueError(f"{function!r} is not a declared driver entry point (mark it @entry in its driver)")
         return driver, name
     driver = str(function).rpartition(":")[0] or default_driver
-    module = driver if driver.startswith(PERF_PREFIX) else DRIVER_PREFIX + driver
     entries = declared(driver)
     listed = f"entries: {', '.join(sorted(entries))}" if entries else "it declares none: mark them @entry"
+    module = module_of(driver)
     raise ValueError(f"{module} declares its entry points: pass the function, not the string {function!r} ({listed})")

@@ -242,8 +242,6 @@ def build_model(sub: Answer, vocab: int) -> tuple[Any, str, int]:
     np.random.seed(0)  # answers initialise from the global generators: the same model on every run
     if frame.framework(sub) == "mlx":
         frame.mlx()[0].random.seed(0)  # type: ignore[index]
-    if not sub.candidates("model"):  # nothing to try: ``interface``, as ``Answer.attempts`` says it
-        raise sub.interface_error("model", hint=MODEL_HINT)
     (model, built_vocab, label), _ = first_working(
         _labelled(_model_attempts(sub, ids, vocab)),
         lambda built: None,

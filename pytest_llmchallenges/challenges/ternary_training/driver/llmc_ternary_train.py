@@ -124,8 +124,6 @@ def batches(sub: Answer, tokens: np.ndarray, batch_size: int, seq_len: int) -> d
     def make(cand: Candidate) -> tuple:
         return _pairs(sub, cand, tokens, batch_size, seq_len, np.random.default_rng(0))
 
-    if not sub.candidates("batch"):
-        return {"tried": tried}
     try:
         (cand, _, x, y), _ = first_working(sub.attempts("batch", make, limit=6), _nothing, _noting(tried))
     except InterfaceError:  # none could be driven: what was tried is the suite's evidence
@@ -146,8 +144,6 @@ def batcher(sub: Answer, tokens: np.ndarray, batch_size: int, seq_len: int) -> t
         return found
 
     grader = (lambda: own_batch(tokens, batch_size, seq_len, rng)), "the grader's batching (no (x, y) batch function)"
-    if not sub.candidates("batch"):
-        return grader
     try:
         (cand, fn, _, _), _ = first_working(sub.attempts("batch", make, limit=6), _nothing, _noting([]))
     except InterfaceError:  # none could be driven
@@ -375,8 +371,6 @@ def _split_candidate(sub: Answer, cand: Candidate, data: Any) -> dict:
 def split_parts(sub: Answer, text: str, tokens: np.ndarray) -> dict:
     """The answer's train/validation split applied to a text, else (if it takes tokens) to ``tokens``: which
     one a split function takes is the grader's guess, so an exception on either is a failed probe."""
-    if not sub.candidates("split"):
-        raise sub.interface_error("split")
     return first_working(
         _split_attempts(sub, text, tokens), _nothing, lambda tried: sub.interface_error("split", tried)
     )[0]
